@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: Apache-2.0
+// copyup: copy one object from a lower layer into the upper, atomically.
+//
+// The object is built under a temporary name in the work directory (same filesystem as the upper): data
+// (reflink, else an in-kernel copy that keeps holes, else read/write), xattrs (overlay's and strata's private
+// ones excluded: they describe the lower layer, not the copy), owner, mode, times; fsynced unless told not to;
+// then renamed into place with RENAME_NOREPLACE. A crash at any point leaves either no copy or a complete one
+// in the upper; a leftover temporary in the work directory is removed at the next mount.
+// The caller guarantees the destination directory already exists in the upper and serializes copy-ups of one
+// object. Thread-safety: reentrant.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <string>
+
+#include "strata/base/result.h"
+
+namespace strata::copyup {
+
+struct Options {
+  bool fsync = true;      // fsync the copy before it becomes visible
+  bool with_data = true;  // false: a regular file is created empty (it is about to be truncated)
+};
+
+Status copy_up(int src_dir, const std::string& name, const struct stat& st, int dst_dir,
+               const std::string& dst_name, int work_dir, const std::string& tmp_name, const Options& opts);
+
+// Copy every xattr of (src_dir, src_name) to (dst_dir, dst_name) but the union's private ones.
+Status copy_xattrs(int src_dir, const char* src_name, int dst_dir, const char* dst_name);
+
+}  // namespace strata::copyup

@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: Apache-2.0
+// fuse: the only code that speaks the FUSE protocol (libfuse3 low-level API).
+//
+// Each request is decoded, handed to the merge::Overlay engine, and answered exactly once. No exception leaves a
+// callback: every entry point catches, logs, and replies ENOMEM or EIO. The session runs multi-threaded
+// (fuse_session_loop_mt, clone_fd) and takes no global lock of its own.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "strata/merge/overlay.h"
+
+namespace strata::fuse {
+
+struct SessionOptions {
+  std::string mountpoint;
+  std::vector<std::string> mount_options;  // passed to libfuse as -o (allow_other, default_permissions, ...)
+  bool foreground = false;
+  bool debug = false;
+  double timeout = 86400.0;   // entry/attr cache seconds; the engine sees every change, so long is safe
+  unsigned max_threads = 16;  // worker threads of the session loop
+  bool writeback = false;     // kernel writeback cache
+  std::string fsname = "stratafs";
+};
+
+// Mount, detach unless foreground (the parent returns once the mount is ready), serve until unmounted or
+// signalled, then clean up. Returns the process exit status.
+int run(merge::Overlay& ov, const SessionOptions& opts);
+
+}  // namespace strata::fuse

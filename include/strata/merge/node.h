@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: Apache-2.0
+// Node: one object of the merged tree as the kernel knows it. Its address is the FUSE nodeid.
+//
+// A node is a name in a directory (parent, name), the layers its object is found in, and the inode number
+// reported for it. No absolute paths are kept: a node's real objects are reached as *at(dirfd, name) from its
+// parent's directory fd in the same layer. Directory nodes cache those fds (O_PATH) per layer; the FdCache bounds
+// how many are open at once process-wide.
+//
+// Lifetime: `refs` counts everything that keeps the node alive: the kernel (one ref while nlookup > 0), each
+// child (its parent pointer), each open handle, the FdCache, and NodeRef temporaries. The 1 -> 0 transition and
+// any 0 -> 1 revival happen only under NodeTable::mu_, so a node found in a children map under that lock is
+// alive.
+//
+// Locks, in the order they may be taken:
+//   Node::copy_mu   serializes the copy-up of this node; held while parents' fds are looked up (their `mu`).
+//   Node::mu        guards layers, layer_flags, fds, pinned; held only for in-memory work, never two at once.
+//   FdCache::mu_    membership of the fd cache.
+//   NodeTable::mu_  a leaf: guards parent, name, children, nlookup, unlinked, the 1 <-> 0 transitions of refs.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "strata/base/unique_fd.h"
+
+namespace strata::merge {
+
+using SharedFd = std::shared_ptr<const UniqueFd>;
+
+// Per-layer facts about a directory node.
+enum LayerFlag : uint8_t {
+  kXattrWhiteouts = 1,  // opaque xattr "x": zero-size files may be xattr whiteouts
+};
+
+class Node {
+ public:
+  Node(Node* parent, std::string name, mode_t type, ino_t ino, int top)
+      : type(type), ino(ino), parent(parent), name(std::move(name)), top_(top) {}
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  const mode_t type;  // S_IFMT bits: a node never changes type
+  const ino_t ino;    // st_ino reported for the life of the node
+
+  bool is_dir() const { return type == S_IFDIR; }
+  // Top layer index (0 = upper when the overlay has one). Readable without the lock.
+  int top() const { return top_.load(std::memory_order_acquire); }
+  void set_top(int t) { top_.store(t, std::memory_order_release); }
+
+  // --- guarded by NodeTable::mu_ ---
+  Node* parent;
+  std::string name;
+  std::unordered_map<std::string, Node*> children;
+  uint64_t nlookup = 0;
+  bool unlinked = false;
+  std::atomic<int> refs{0};
+  std::atomic<bool> cache_referenced{false};
+
+  // --- guarded by FdCache's mutex ---
+  bool in_fd_cache = false;
+
+  // Serializes copy-up of this node; taken before `mu` (of this node or any other).
+  std::mutex copy_mu;
+
+  // --- guarded by mu ---
+  std::mutex mu;
+  std::vector<int> layers;            // directories: every layer merged, top-down (first == top)
+  std::vector<uint8_t> layer_flags;   // parallel to layers
+  std::vector<SharedFd> fds;          // directories: cached O_PATH fd per entry of `layers`
+  SharedFd pinned;                    // O_PATH fd kept once the node lost its name (unlinked while in use)
+  bool opaque_upper = false;          // the upper directory is opaque
+
+ private:
+  std::atomic<int> top_;
+};
+
+}  // namespace strata::merge

@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: Apache-2.0
+// Overlay: the union engine. Read-only lower layers + at most one writable upper, merged with the semantics of
+// Linux overlayfs (redirect_dir=off, index=off) and its on-disk format (see whiteout.h).
+//
+// Layers are numbered top-down: 0 is the upper when there is one, then the lowers as given (leftmost first).
+// Invariants:
+//   - Lower layers are never modified; every change lands in the upper, through copy-up when the object lives
+//     in a lower layer (parents first; atomically via the work directory).
+//   - A node's `top` only moves up (to 0) and does so under Node::mu; once 0 it stays 0.
+//   - Every method returns an Error whose errno is what the FUSE reply should carry. No method throws (except
+//     std::bad_alloc, which the FUSE adapter turns into ENOMEM).
+// Threading: all methods may run concurrently. The kernel already serializes namespace changes within one
+// directory (it holds the directory's lock for create/unlink/rename); the engine adds per-node locks for
+// copy-up and the NodeTable's short structural lock. Nothing is held across a syscall except Node::mu during
+// that node's own copy-up.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "strata/base/result.h"
+#include "strata/merge/fd_cache.h"
+#include "strata/merge/node_table.h"
+
+namespace strata::merge {
+
+struct OverlayOptions {
+  std::vector<std::string> lowerdirs;  // top first
+  std::string upperdir;                // empty: read-only union
+  std::string workdir;                 // required with upperdir, same filesystem
+  bool fsync = true;                   // fsync copy-ups before they become visible (false: `volatile`)
+  size_t fd_cache_nodes = 2048;        // directory nodes that may keep O_PATH fds open
+};
+
+// Who is asking: ownership for new objects.
+struct Caller {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+struct Entry {
+  NodeRef node;
+  struct stat st;
+};
+
+// setattr: only the fields named in `valid` apply.
+struct SetAttr {
+  enum : unsigned { kMode = 1, kUid = 2, kGid = 4, kSize = 8, kAtime = 16, kMtime = 32 };
+  unsigned valid = 0;
+  mode_t mode = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  off_t size = 0;
+  struct timespec atime {};  // tv_nsec may be UTIME_NOW
+  struct timespec mtime {};
+  class File* file = nullptr;  // the open handle the kernel named, if any
+};
+
+// An open regular file. Reads follow the object after a copy-up, as overlayfs does since Linux 4.19: a file
+// opened read-only from a lower layer sees the data once another open copies it up.
+class Overlay;
+
+class File {
+ public:
+  File(Overlay* ov, NodeRef node, UniqueFd fd, bool upper, int flags);
+  Node* node() const { return node_.get(); }
+  int flags() const { return flags_; }
+  // The fd to use now (switches to the upper copy once the node has one).
+  int fd();
+
+ private:
+  Overlay* ov_;
+  NodeRef node_;
+  UniqueFd first_;
+  UniqueFd upper_;
+  std::mutex mu_;
+  std::atomic<int> cur_;
+  std::atomic<bool> upper_open_;
+  int flags_;
+};
+
+struct DirEntry {
+  std::string name;
+  ino_t ino;
+  unsigned char type;  // DT_*
+};
+
+// A snapshot of a merged directory, taken at opendir: stable order and offsets for the life of the handle.
+struct DirList {
+  NodeRef node;
+  std::vector<DirEntry> entries;  // without "." and ".."
+};
+
+class Overlay {
+ public:
+  static Result<std::unique_ptr<Overlay>> open(const OverlayOptions& opts);
+  ~Overlay();
+
+  Node* root() const { return table_.root(); }
+  NodeTable& table() { return table_; }
+  FdCache& fd_cache() { return fd_cache_; }
+  bool has_upper() const { return has_upper_; }
+  size_t layer_count() const { return layers_.size(); }
+
+  // Namespace. Successful lookups/creations return a ref'd node and its attributes.
+  Result<Entry> lookup(Node* parent, const std::string& name);
+  Result<struct stat> getattr(Node* n);
+  Result<struct stat> setattr(Node* n, const SetAttr& attr);
+  Result<std::string> readlink(Node* n);
+  Result<Entry> mknod(Node* parent, const std::string& name, mode_t mode, dev_t rdev, const Caller& c);
+  Result<Entry> mkdir(Node* parent, const std::string& name, mode_t mode, const Caller& c);
+  Result<Entry> symlink(Node* parent, const std::string& name, const std::string& target, const Caller& c);
+  Result<Entry> link(Node* n, Node* newparent, const std::string& newname);
+  Status unlink(Node* parent, const std::string& name);
+  Status rmdir(Node* parent, const std::string& name);
+  Status rename(Node* p1, const std::string& n1, Node* p2, const std::string& n2, unsigned flags);
+
+  // Files and directories.
+  Result<std::unique_ptr<File>> open(Node* n, int flags);
+  Result<std::pair<Entry, std::unique_ptr<File>>> create(Node* parent, const std::string& name, mode_t mode,
+                                                         int flags, const Caller& c);
+  Result<std::unique_ptr<DirList>> opendir(Node* n);
+  Status fsyncdir(Node* n, bool datasync);
+
+  // Extended attributes (private ones hidden). Sizes follow getxattr(2): size 0 asks for the length.
+  Result<size_t> getxattr(Node* n, const std::string& name, char* buf, size_t size);
+  Result<size_t> listxattr(Node* n, char* buf, size_t size);
+  Status setxattr(Node* n, const std::string& name, std::string_view value, int flags);
+  Status removexattr(Node* n, const std::string& name);
+  Result<struct statvfs> statfs();
+
+  // Copy the node (and its parents) into the upper layer if it is not there yet.
+  Status ensure_upper(Node* n, bool with_data = true);
+
+ private:
+  struct Layer {
+    UniqueFd root;
+    SharedFd root_shared;
+    dev_t dev = 0;
+    std::string path;
+  };
+  // Where a node's object is now: a directory fd and a name in it ("" when fd is the object itself).
+  struct Location {
+    SharedFd dir;
+    std::string name;
+    int layer = 0;
+  };
+  // What a name looks like across a directory's layers.
+  struct Probe {
+    bool found = false;
+    int layer = -1;                // top layer holding it
+    struct stat st {};
+    std::vector<int> layers;       // directories: every layer merged
+    std::vector<uint8_t> flags;
+    std::vector<SharedFd> fds;     // directories: opened while probing, seeds the node's fd cache
+    bool opaque_top = false;
+    ino_t ino = 0;                 // the number to report, when not the top layer's
+  };
+  struct UpperState {
+    enum Kind { kNone, kWhiteout, kWhiteoutFile, kEntry } kind = kNone;
+    struct stat st {};
+  };
+
+  Overlay(std::unique_ptr<Node> root, size_t fd_cache_nodes)
+      : table_(std::move(root)), fd_cache_(&table_, fd_cache_nodes) {}
+
+  // Directory fd of `dir` in the layer at position `idx` of dir->layers.
+  Result<SharedFd> dir_fd_at(Node* dir, size_t idx);
+  Result<SharedFd> dir_fd_layer(Node* dir, int layer);
+  Result<SharedFd> upper_dir_fd(Node* dir);
+  Result<Location> locate(Node* n);
+  void snapshot_layers(Node* dir, std::vector<int>* layers, std::vector<uint8_t>* flags);
+
+  Result<Probe> probe(Node* parent, const std::string& name, bool skip_upper, bool open_dirs);
+  Result<bool> is_whiteout_at(int dirfd, const std::string& name, const struct stat& st, uint8_t flags);
+  Result<int> opaque_of(int dirfd);
+  Result<bool> lower_has(Node* parent, const std::string& name);
+  Result<UpperState> upper_state(int upperfd, const std::string& name);
+  Result<Entry> make_entry(Node* parent, const std::string& name, Probe&& p);
+  Result<Entry> find_or_probe(Node* parent, const std::string& name);
+  struct stat fix_stat(Node* n, struct stat st);
+  ino_t map_ino(int layer, const struct stat& st) const;
+
+  Result<std::vector<DirEntry>> merged_entries(Node* dir, bool stop_at_first);
+  std::string tmp_name();
+  Status make_whiteout(int dirfd, const std::string& name);
+  Status clear_whiteouts(int dirfd);
+  Status remove_tree_in_work(const std::string& name);
+  Status copy_up_one(Node* n, bool with_data);
+  void pin(Node* n);
+  // Create-family common path: run `make(dirfd, name)` in the upper, over a whiteout if there is one.
+  template <typename Make>
+  Result<Entry> create_object(Node* parent, const std::string& name, mode_t type, const Caller& c, Make make);
+  Status set_owner(int dirfd, const std::string& name, const Caller& c, int upperfd, mode_t mode);
+
+  friend class File;
+  std::vector<Layer> layers_;
+  bool has_upper_ = false;
+  bool fsync_ = true;
+  bool single_dev_ = true;
+  std::vector<int> dev_index_;  // per layer: index of its st_dev among distinct devs
+  UniqueFd work_;               // workdir/work
+  std::atomic<uint64_t> tmp_seq_{0};
+  bool can_mknod_whiteout_ = true;
+  const char* opaque_xattr_ = "trusted.overlay.opaque";  // user.overlay.opaque when unprivileged
+  NodeTable table_;
+  FdCache fd_cache_;
+};
+
+}  // namespace strata::merge

@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "strata/copyup/copy_up.h"
+
+#include <fcntl.h>
+
+#include "strata/sys/fs.h"
+#include "strata/whiteout/whiteout.h"
+
+namespace strata::copyup {
+namespace {
+
+bool skip_xattr(const std::string& name) {
+  // Both namespaces: a lower written rootless may carry user.overlay.*, a privileged one trusted.overlay.*.
+  return whiteout::is_private_xattr(name, false) || whiteout::is_private_xattr(name, true) ||
+         name.rfind("user.fuseoverlayfs.", 0) == 0;
+}
+
+Status finish_meta(int src_dir, const std::string& name, const struct stat& st, int dst_dir, const char* dst,
+                   bool symlink) {
+  STRATA_TRY(copy_xattrs(src_dir, name.c_str(), dst_dir, dst));
+  auto own = sys::chown_at(dst_dir, dst, st.st_uid, st.st_gid);
+  // Unprivileged, files of other owners cannot be given away; keep the copy (the rootless issue maps ids).
+  if (!own && own.error().err != EPERM && own.error().err != EINVAL) return own;
+  if (!symlink) STRATA_TRY(sys::chmod_at(dst_dir, dst, st.st_mode & 07777));
+  struct timespec ts[2] = {st.st_atim, st.st_mtim};
+  return sys::utimens_at(dst_dir, dst, ts);
+}
+
+}  // namespace
+
+Status copy_xattrs(int src_dir, const char* src_name, int dst_dir, const char* dst_name) {
+  auto names = sys::list_xattr(src_dir, src_name);
+  if (!names) {
+    int e = names.error().err;
+    return (e == ENOTSUP || e == EOPNOTSUPP) ? Status{} : Status{names.take_error()};
+  }
+  for (const auto& n : *names) {
+    if (skip_xattr(n)) continue;
+    auto v = sys::get_xattr(src_dir, src_name, n.c_str());
+    if (!v) {
+      if (v.error().err == ENODATA) continue;
+      return v.take_error();
+    }
+    auto r = sys::set_xattr(dst_dir, dst_name, n.c_str(), *v, 0);
+    // trusted.* and security.* may be refused to an unprivileged daemon; the data matters more.
+    if (!r && r.error().err != EPERM && r.error().err != ENOTSUP && r.error().err != EOPNOTSUPP) return r;
+  }
+  return {};
+}
+
+Status copy_up(int src_dir, const std::string& name, const struct stat& st, int dst_dir,
+               const std::string& dst_name, int work_dir, const std::string& tmp_name, const Options& opts) {
+  const char* tmp = tmp_name.c_str();
+  bool is_dir = S_ISDIR(st.st_mode);
+  auto build = [&]() -> Status {
+    switch (st.st_mode & S_IFMT) {
+      case S_IFREG: {
+        auto in = sys::open_at(src_dir, name.c_str(), O_RDONLY);
+        if (!in) return in.take_error();
+        auto out = sys::open_at(work_dir, tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        if (!out) return out.take_error();
+        if (opts.with_data) STRATA_TRY(sys::copy_data(in->get(), out->get(), st.st_size));
+        STRATA_TRY(finish_meta(src_dir, name, st, work_dir, tmp, false));
+        if (opts.fsync) STRATA_TRY(sys::fsync_fd(out->get(), false));
+        return {};
+      }
+      case S_IFDIR:
+        STRATA_TRY(sys::mkdir_at(work_dir, tmp, 0700));
+        return finish_meta(src_dir, name, st, work_dir, tmp, false);
+      case S_IFLNK: {
+        auto target = sys::readlink_at(src_dir, name.c_str());
+        if (!target) return target.take_error();
+        STRATA_TRY(sys::symlink_at(target->c_str(), work_dir, tmp));
+        return finish_meta(src_dir, name, st, work_dir, tmp, true);
+      }
+      default:
+        STRATA_TRY(sys::mknod_at(work_dir, tmp, st.st_mode, st.st_rdev));
+        return finish_meta(src_dir, name, st, work_dir, tmp, false);
+    }
+  };
+  Status r = build();
+  if (r) r = sys::rename_at(work_dir, tmp, dst_dir, dst_name.c_str(), RENAME_NOREPLACE);
+  if (!r) {
+    // Best effort: a temporary left behind is removed at the next mount.
+    (void)sys::unlink_at(work_dir, tmp, is_dir ? AT_REMOVEDIR : 0);
+    return make_error(r.error().err, "copy-up", dst_name + ": " + r.error().message());
+  }
+  return {};
+}
+
+}  // namespace strata::copyup

@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "daemon.h"
+
+namespace strata::fuse {
+namespace {
+
+void op_init(void* userdata, fuse_conn_info* conn) {
+  auto* d = static_cast<Daemon*>(userdata);
+  auto want = [&](unsigned cap) {
+    if (conn->capable & cap) conn->want |= cap;
+  };
+  want(FUSE_CAP_ATOMIC_O_TRUNC);  // O_TRUNC reaches open: copy-up then skips the data
+  want(FUSE_CAP_PARALLEL_DIROPS);
+  want(FUSE_CAP_READDIRPLUS);
+  want(FUSE_CAP_READDIRPLUS_AUTO);
+  want(FUSE_CAP_CACHE_SYMLINKS);
+  want(FUSE_CAP_SPLICE_WRITE);
+  want(FUSE_CAP_SPLICE_MOVE);
+  want(FUSE_CAP_SPLICE_READ);
+  want(FUSE_CAP_ASYNC_READ);
+  if (d->writeback) want(FUSE_CAP_WRITEBACK_CACHE);
+  else conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  // Lock requests are answered by the kernel locally (single-host semantics, as overlayfs over local fs).
+  conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
+}
+
+}  // namespace
+
+int run(merge::Overlay& ov, const SessionOptions& opts) {
+  Daemon d{&ov, opts.timeout, opts.writeback};
+  fuse_lowlevel_ops ops{};
+  ops.init = op_init;
+  add_entry_ops(&ops);
+  add_file_ops(&ops);
+  add_dir_ops(&ops);
+  add_xattr_ops(&ops);
+
+  std::vector<std::string> argv_s{"stratafs"};
+  if (opts.debug) argv_s.push_back("-d");
+  std::string o = "fsname=" + opts.fsname + ",subtype=stratafs";
+  for (const auto& m : opts.mount_options) o += "," + m;
+  argv_s.push_back("-o");
+  argv_s.push_back(o);
+  std::vector<char*> argv;
+  for (auto& s : argv_s) argv.push_back(s.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+
+  fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &d);
+  if (!se) {
+    log::error("cannot start the FUSE session (options: %s)", o.c_str());
+    return 1;
+  }
+  int rc = 1;
+  if (fuse_set_signal_handlers(se) != 0) {
+    log::error("cannot install signal handlers");
+  } else {
+    if (fuse_session_mount(se, opts.mountpoint.c_str()) != 0) {
+      log::error("cannot mount on %s", opts.mountpoint.c_str());
+    } else {
+      // The mount exists now: the parent may return and the caller use it (requests wait for the loop).
+      if (fuse_daemonize(opts.foreground ? 1 : 0) != 0) {
+        log::error("cannot detach from the terminal");
+      } else {
+        if (!opts.foreground) log::use_syslog("stratafs");
+        fuse_loop_config* cfg = fuse_loop_cfg_create();
+        fuse_loop_cfg_set_clone_fd(cfg, 1);
+        fuse_loop_cfg_set_max_threads(cfg, opts.max_threads);
+        fuse_loop_cfg_set_idle_threads(cfg, opts.max_threads / 2 > 0 ? opts.max_threads / 2 : 1);
+        rc = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;
+        fuse_loop_cfg_destroy(cfg);
+      }
+      fuse_session_unmount(se);
+    }
+    fuse_remove_signal_handlers(se);
+  }
+  fuse_session_destroy(se);
+  fuse_opt_free_args(&args);
+  return rc;
+}
+
+}  // namespace strata::fuse

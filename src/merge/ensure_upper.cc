@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: Apache-2.0
+// Copy-up orchestration: parents first, one node at a time under its own lock.
+#include "strata/copyup/copy_up.h"
+#include "strata/merge/overlay.h"
+#include "strata/sys/fs.h"
+
+namespace strata::merge {
+
+Status Overlay::ensure_upper(Node* n, bool with_data) {
+  if (!has_upper_) return make_error(EROFS, "copy-up");
+  if (n->top() == 0) return {};
+  // Collect the chain of ancestors not yet in the upper, then copy top-down: parents always exist first.
+  std::vector<NodeRef> chain;
+  chain.push_back(table_.ref(n));
+  while (true) {
+    auto place = table_.place(chain.back().get());
+    if (!place.parent) {
+      if (chain.back().get() == root()) break;
+      return make_error(ENOENT, "copy-up", "object was removed");
+    }
+    if (place.parent->top() == 0) break;
+    chain.push_back(std::move(place.parent));
+  }
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it)
+    STRATA_TRY(copy_up_one(it->get(), with_data || it->get() != n));
+  return {};
+}
+
+Status Overlay::copy_up_one(Node* n, bool with_data) {
+  std::lock_guard lk(n->copy_mu);
+  if (n->top() == 0) return {};
+  auto place = table_.place(n);
+  if (!place.parent) return make_error(ENOENT, "copy-up", "object was removed");
+  Node* parent = place.parent.get();
+  int layer = n->top();
+  auto src = dir_fd_layer(parent, layer);
+  if (!src) return src.take_error();
+  auto dst = upper_dir_fd(parent);
+  if (!dst) return dst.take_error();
+  auto st = sys::stat_at((*src)->get(), place.name.c_str());
+  if (!st) return st.take_error();
+  copyup::Options o;
+  o.fsync = fsync_;
+  o.with_data = with_data;
+  STRATA_TRY(copyup::copy_up((*src)->get(), place.name, *st, (*dst)->get(), place.name, work_.get(), tmp_name(),
+                             o));
+  if (n->is_dir()) {
+    auto fd = sys::open_at((*dst)->get(), place.name.c_str(), O_PATH | O_DIRECTORY);
+    std::lock_guard dl(n->mu);
+    n->layers.insert(n->layers.begin(), 0);
+    n->layer_flags.insert(n->layer_flags.begin(), 0);
+    n->fds.insert(n->fds.begin(), fd ? std::make_shared<const UniqueFd>(std::move(*fd)) : SharedFd());
+  }
+  n->set_top(0);
+  return {};
+}
+
+}  // namespace strata::merge

@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: Apache-2.0
+// Lookup across layers and the merged directory listing.
+#include <unordered_set>
+
+#include "strata/merge/overlay.h"
+#include "strata/sys/fs.h"
+#include "strata/whiteout/whiteout.h"
+
+namespace strata::merge {
+
+namespace wo = strata::whiteout;
+
+Result<bool> Overlay::is_whiteout_at(int dirfd, const std::string& name, const struct stat& st, uint8_t flags) {
+  if (wo::is_whiteout_device(st)) return true;
+  if (S_ISREG(st.st_mode) && st.st_size == 0 && (flags & kXattrWhiteouts)) {
+    for (const char* x : {wo::kTrustedWhiteout, wo::kUserWhiteout}) {
+      auto v = sys::get_xattr_raw(dirfd, name.c_str(), x, nullptr, 0);
+      if (v) return true;
+    }
+  }
+  return false;
+}
+
+// 0: not opaque, 1: opaque, 2: may hold xattr whiteouts.
+Result<int> Overlay::opaque_of(int dirfd) {
+  int result = 0;
+  auto names = sys::list_xattr(dirfd, "");
+  if (names) {
+    for (const auto& n : *names) {
+      if (n != wo::kTrustedOpaque && n != wo::kUserOpaque && n != wo::kFuseOverlayfsOpaque) continue;
+      auto v = sys::get_xattr(dirfd, "", n.c_str());
+      if (!v) continue;
+      auto o = wo::parse_opaque(*v);
+      if (o == wo::OpaqueValue::kOpaque) return 1;
+      if (o == wo::OpaqueValue::kHasXattrWhiteouts) result = 2;
+    }
+  } else if (names.error().err != ENOTSUP && names.error().err != EOPNOTSUPP) {
+    return names.take_error();
+  }
+  auto marker = sys::stat_at(dirfd, std::string(wo::kOpaqueMarker).c_str());
+  if (marker) return 1;
+  return result;
+}
+
+Result<Overlay::Probe> Overlay::probe(Node* parent, const std::string& name, bool skip_upper, bool open_dirs) {
+  std::vector<int> layers;
+  std::vector<uint8_t> flags;
+  snapshot_layers(parent, &layers, &flags);
+  Probe p;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    int L = layers[i];
+    if (skip_upper && has_upper_ && L == 0) continue;
+    auto pfd = dir_fd_layer(parent, L);
+    if (!pfd) return pfd.take_error();
+    int fd = (*pfd)->get();
+    auto st = sys::stat_at(fd, name.c_str());
+    if (!st) {
+      int e = st.error().err;
+      if (e != ENOENT) return st.take_error();
+      if (name.size() + wo::kPrefix.size() <= 255 && sys::stat_at(fd, wo::whiteout_name(name).c_str())) break;
+      continue;
+    }
+    auto w = is_whiteout_at(fd, name, *st, flags[i]);
+    if (!w) return w.take_error();
+    if (*w) break;
+    if (!p.found) {
+      p.found = true;
+      p.layer = L;
+      p.st = *st;
+      if (!S_ISDIR(st->st_mode)) break;
+    } else if (!S_ISDIR(st->st_mode)) {
+      break;  // a non-directory below a directory hides the rest
+    }
+    if (!open_dirs) {
+      // Callers that only ask "is something there" stop at the first hit.
+      break;
+    }
+    auto cfd = sys::open_at(fd, name.c_str(), O_PATH | O_DIRECTORY);
+    if (!cfd) return cfd.take_error();
+    auto opq = opaque_of(cfd->get());
+    if (!opq) return opq.take_error();
+    p.layers.push_back(L);
+    p.flags.push_back(*opq == 2 ? kXattrWhiteouts : 0);
+    p.fds.push_back(std::make_shared<const UniqueFd>(std::move(*cfd)));
+    if (*opq == 1) {
+      if (p.layers.size() == 1) p.opaque_top = true;
+      break;
+    }
+  }
+  return p;
+}
+
+Result<bool> Overlay::lower_has(Node* parent, const std::string& name) {
+  auto p = probe(parent, name, true, false);
+  if (!p) return p.take_error();
+  return p->found;
+}
+
+Result<Overlay::UpperState> Overlay::upper_state(int upperfd, const std::string& name) {
+  UpperState u;
+  auto st = sys::stat_at(upperfd, name.c_str());
+  if (st) {
+    u.st = *st;
+    u.kind = wo::is_whiteout_device(*st) ? UpperState::kWhiteout : UpperState::kEntry;
+    return u;
+  }
+  if (st.error().err != ENOENT) return st.take_error();
+  if (name.size() + wo::kPrefix.size() <= 255 && sys::stat_at(upperfd, wo::whiteout_name(name).c_str()))
+    u.kind = UpperState::kWhiteoutFile;
+  return u;
+}
+
+Result<Entry> Overlay::make_entry(Node* parent, const std::string& name, Probe&& p) {
+  mode_t type = p.st.st_mode & S_IFMT;
+  auto node = std::make_unique<Node>(parent, name, type, p.ino ? p.ino : map_ino(p.layer, p.st), p.layer);
+  if (type == S_IFDIR) {
+    node->layers = std::move(p.layers);
+    node->layer_flags = std::move(p.flags);
+    node->fds = std::move(p.fds);
+    node->opaque_upper = p.opaque_top && p.layer == 0 && has_upper_;
+  }
+  bool has_fds = false;
+  for (auto& f : node->fds) has_fds |= static_cast<bool>(f);
+  Node* raw = node.get();
+  NodeRef ref = table_.insert_child(std::move(node));
+  if (ref.get() == raw && has_fds) fd_cache_.add(raw);
+  struct stat st = p.st;
+  if (ref.get() != raw) {
+    // Another thread created the node first: report its attributes, not the probe's.
+    auto cur = getattr(ref.get());
+    if (!cur) return cur.take_error();
+    return Entry{std::move(ref), *cur};
+  }
+  return Entry{std::move(ref), fix_stat(raw, st)};
+}
+
+Result<Entry> Overlay::find_or_probe(Node* parent, const std::string& name) {
+  if (NodeRef c = table_.find_child(parent, name)) {
+    auto st = getattr(c.get());
+    if (st) return Entry{std::move(c), *st};
+    if (st.error().err != ENOENT) return st.take_error();
+    // Changed behind our back (someone edited a layer while mounted): forget it and look again.
+    table_.detach_child(parent, name).reset();
+  }
+  auto p = probe(parent, name, false, true);
+  if (!p) return p.take_error();
+  if (!p->found) return make_error(ENOENT, "lookup", name);
+  return make_entry(parent, name, std::move(*p));
+}
+
+Result<Entry> Overlay::lookup(Node* parent, const std::string& name) {
+  if (!parent->is_dir()) return make_error(ENOTDIR, "lookup", name);
+  if (name.size() > 255) return make_error(ENAMETOOLONG, "lookup", name);
+  if (wo::is_reserved_name(name)) return make_error(ENOENT, "lookup", name);
+  return find_or_probe(parent, name);
+}
+
+Result<std::vector<DirEntry>> Overlay::merged_entries(Node* dir, bool stop_at_first) {
+  std::vector<int> layers;
+  std::vector<uint8_t> flags;
+  snapshot_layers(dir, &layers, &flags);
+  std::vector<DirEntry> out;
+  std::unordered_set<std::string> seen, hidden;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    int L = layers[i];
+    auto fd = dir_fd_layer(dir, L);
+    if (!fd) return fd.take_error();
+    auto ents = sys::read_dir((*fd)->get());
+    if (!ents) return ents.take_error();
+    bool last = i + 1 == layers.size();
+    std::vector<std::string> layer_whiteouts;
+    for (auto& e : *ents) {
+      if (e.name == wo::kOpaqueMarker) continue;
+      if (wo::is_reserved_name(e.name)) {
+        if (wo::is_whiteout_name(e.name) && !last) layer_whiteouts.emplace_back(wo::whited_out(e.name));
+        continue;
+      }
+      if (hidden.count(e.name) || seen.count(e.name)) continue;
+      if (e.type == DT_CHR || e.type == DT_UNKNOWN || (e.type == DT_REG && (flags[i] & kXattrWhiteouts))) {
+        auto st = sys::stat_at((*fd)->get(), e.name.c_str());
+        if (!st) {
+          if (st.error().err == ENOENT) continue;
+          return st.take_error();
+        }
+        auto w = is_whiteout_at((*fd)->get(), e.name, *st, flags[i]);
+        if (!w) return w.take_error();
+        if (*w) {
+          if (!last) hidden.insert(std::move(e.name));
+          continue;
+        }
+        e.type = static_cast<unsigned char>(IFTODT(st->st_mode));
+      }
+      struct stat fake {};
+      fake.st_ino = e.ino;
+      if (!last) seen.insert(e.name);
+      out.push_back(DirEntry{std::move(e.name), map_ino(L, fake), e.type});
+      if (stop_at_first) return out;
+    }
+    for (auto& w : layer_whiteouts) hidden.insert(std::move(w));
+  }
+  return out;
+}
+
+Result<std::unique_ptr<DirList>> Overlay::opendir(Node* n) {
+  if (!n->is_dir()) return make_error(ENOTDIR, "opendir");
+  auto ents = merged_entries(n, false);
+  if (!ents) return ents.take_error();
+  auto d = std::make_unique<DirList>();
+  d->node = table_.ref(n);
+  d->entries = std::move(*ents);
+  // d_ino must match st_ino: names the kernel already knows report their node's number (it may be the
+  // origin's after a copy-up).
+  table_.fix_inos(n, d->entries);
+  return d;
+}
+
+}  // namespace strata::merge

@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: Apache-2.0
+// stratafs: mount a union of read-only layers and a writable upper with FUSE.
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <exception>
+
+#include "options.h"
+#include "strata/base/log.h"
+#include "strata/fuse/session.h"
+#include "strata/merge/overlay.h"
+
+#ifndef STRATA_VERSION
+#define STRATA_VERSION "unknown"
+#endif
+
+namespace {
+
+// Directory fds are cached (bounded); lift the soft limit so big workloads never hit EMFILE on opens.
+void raise_nofile() {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &rl);  // best effort: the default limit still works, just tighter
+  }
+}
+
+int real_main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto cfg = strata::tools::parse_args(args, geteuid() == 0);
+  if (!cfg) {
+    std::fprintf(stderr, "stratafs: %s\n%s", cfg.error().message().c_str(),
+                 "Try 'stratafs --help' for more information.\n");
+    return 2;
+  }
+  if (cfg->help) {
+    std::fputs(strata::tools::kUsage, stdout);
+    return 0;
+  }
+  if (cfg->version) {
+    std::printf("stratafs %s\n", STRATA_VERSION);
+    return 0;
+  }
+  for (const auto& w : cfg->warnings) std::fprintf(stderr, "stratafs: warning: %s\n", w.c_str());
+  if (cfg->session.debug) strata::log::set_level(strata::log::Level::kDebug);
+  // Modes given by the kernel are final (it applied the caller's umask already).
+  umask(0);
+  raise_nofile();
+  auto ov = strata::merge::Overlay::open(cfg->overlay);
+  if (!ov) {
+    std::fprintf(stderr, "stratafs: %s\n", ov.error().message().c_str());
+    return 1;
+  }
+  return strata::fuse::run(**ov, cfg->session);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return real_main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "stratafs: fatal: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "stratafs: fatal: unknown exception\n");
+  }
+  return 1;
+}
