@@ -35,7 +35,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-LAYOUT_VERSION = 3  # bump when the generated data changes (invalidates --keep-layers caches)
+LAYOUT_VERSION = 4  # bump when the generated data changes (invalidates --keep-layers caches)
 
 PROFILES = {
     # ~20x smaller: a smoke run of every workload in well under a minute
@@ -74,11 +74,12 @@ class Timeout(BenchError):
     pass
 
 
-def timed(cmd, timeout, shell=False):
+def timed(cmd, timeout):
     """Run cmd in its own process group; return (seconds, stdout). Killed on timeout/^C."""
+    text = shlex.join(map(str, cmd))
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, shell=shell, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, start_new_session=True)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
     try:
         out, err = p.communicate(timeout=timeout)
     except BaseException as e:
@@ -88,13 +89,17 @@ def timed(cmd, timeout, shell=False):
             pass
         PENDING_CHILDREN.append(p)
         if isinstance(e, subprocess.TimeoutExpired):
-            raise Timeout(f"timed out after {timeout} s: {cmd if shell else shlex.join(map(str, cmd))}")
+            raise Timeout(f"timed out after {timeout:g} s: {text}")
         raise
     t = time.perf_counter() - t0
     if p.returncode != 0:
-        raise BenchError(f"{cmd if shell else shlex.join(map(str, cmd))} failed "
-                         f"({p.returncode}): {err.strip()[:500]}")
+        raise BenchError(f"{text} failed ({p.returncode}): {err.strip()[:500]}")
     return t, out
+
+
+def sh(script):
+    """A shell pipeline that fails when any part fails."""
+    return ["bash", "-o", "pipefail", "-c", script]
 
 
 PENDING_CHILDREN = []  # killed children that may still sit in a FUSE request
@@ -201,7 +206,7 @@ def build_main_layers(dest, P):
         for s in range(sub):
             leaf_names.append(f"tree/d{t:02d}/s{s:02d}")
     dirs.update(leaf_names)
-    for i in range(n):
+    for i in range(n - 20):  # + 20 in the opaque directory below = n visible files
         leaf = leaf_names[i % nleaf]
         t = (i % nleaf) // sub
         rel = f"{leaf}/f{i:05d}{exts[i % len(exts)]}"
@@ -572,7 +577,7 @@ def wl_statwalk(c):
 
 
 def wl_find(c):
-    t, out = timed(f"find {shlex.quote(c.mnt)} -type f | wc -l", c.timeout, shell=True)
+    t, out = timed(sh(f"find {shlex.quote(c.mnt)} -type f | wc -l"), c.timeout)
     expect("find -type f", int(out), c.d["find_files"])
     return {"find": t}
 
@@ -610,7 +615,7 @@ def wl_rm_rf(c):
 def wl_fd_rss(c):
     pid = c.mount.pid
     before = proc_stats(pid) if pid else None
-    t, out = timed(f"find {shlex.quote(c.mnt)} | wc -l", c.timeout, shell=True)
+    t, out = timed(sh(f"find {shlex.quote(c.mnt)} | wc -l"), c.timeout)
     after = proc_stats(pid) if pid else None
     expect("find entries", int(out), c.d["walk_entries"])
     if pid:
@@ -696,6 +701,17 @@ def median(xs):
     return statistics.median(xs) if xs else None
 
 
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
+LOADAVG_START = loadavg()
+
+
 def machine_info(args, impls, profile):
     cpu = "?"
     try:
@@ -741,6 +757,8 @@ def machine_info(args, impls, profile):
         "tmpdir": f"{args.tmpdir} ({fs})",
         "profile": profile,
         "runs": args.runs,
+        "loadavg_start": LOADAVG_START,
+        "loadavg_end": loadavg(),
     }
     for name, exe in impls:
         if name != KERNEL:
@@ -765,7 +783,10 @@ def report(info, impls, wls, results, extras, errors, wall):
             L.append(f"- {n}: {info[n]}")
     if not have_f:
         L.append("- fuse-overlayfs: not found, column skipped")
-    L.append(f"- wall time of this benchmark: {wall:.0f} s")
+    L.append(f"- load average (1/5/15 min) at start: {info['loadavg_start']}, at end: "
+             f"{info['loadavg_end']} (other load on the machine makes the numbers noisy)")
+    L.append(f"- wall time of this benchmark: {wall:.0f} s "
+             f"(of which building the layers: {info['build_seconds']:.0f} s)")
     L.append("")
     L.append("Time ratios: stratafs median / peer median; **< 1 means stratafs is faster**.")
     L.append("")
@@ -910,9 +931,14 @@ def main():
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
 
+    global LOADAVG_START
+    LOADAVG_START = loadavg()
+    if float(LOADAVG_START.split()[0]) > 0.5:
+        log(f"warning: load average is {LOADAVG_START}: other work on this machine will "
+            "disturb the measurements")
     t_start = time.perf_counter()
     results, extras, errors, raw = {}, {}, [], []
     interrupted = False
@@ -968,8 +994,8 @@ def main():
                                            error=str(e)))
                         log(f"[run {run + 1}/{args.runs}] {wl.name:<18} {name:<15} FAILED: {e}")
                     finally:
-                        if m is not None:
-                            m.unmount()
+                        for am in [x for x in ACTIVE_MOUNTS if x.mnt == mnt]:
+                            am.unmount()  # also a half-started one
                         rm_rf(rd)
     except KeyboardInterrupt:
         interrupted = True

@@ -11,16 +11,18 @@ namespace {
 
 bool skip_xattr(const std::string& name) {
   // Both namespaces: a lower written rootless may carry user.overlay.*, a privileged one trusted.overlay.*.
-  return whiteout::is_private_xattr(name, false) || whiteout::is_private_xattr(name, true) ||
+  // Escaped names (trusted.overlay.overlay.X) are user data and travel with the copy.
+  return !whiteout::unescape_xattr(name, false) || !whiteout::unescape_xattr(name, true) ||
          name.rfind("user.fuseoverlayfs.", 0) == 0;
 }
 
 Status finish_meta(int src_dir, const std::string& name, const struct stat& st, int dst_dir, const char* dst,
                    bool symlink) {
-  STRATA_TRY(copy_xattrs(src_dir, name.c_str(), dst_dir, dst));
+  // Owner first: chown drops security.capability, which the xattr copy then restores.
   auto own = sys::chown_at(dst_dir, dst, st.st_uid, st.st_gid);
   // Unprivileged, files of other owners cannot be given away; keep the copy (the rootless issue maps ids).
   if (!own && own.error().err != EPERM && own.error().err != EINVAL) return own;
+  STRATA_TRY(copy_xattrs(src_dir, name.c_str(), dst_dir, dst));
   if (!symlink) STRATA_TRY(sys::chmod_at(dst_dir, dst, st.st_mode & 07777));
   struct timespec ts[2] = {st.st_atim, st.st_mtim};
   return sys::utimens_at(dst_dir, dst, ts);

@@ -77,11 +77,14 @@ Status Overlay::fsyncdir(Node* n, bool datasync) {
   return sys::fsync_fd(rd->get(), datasync);
 }
 
+bool Overlay::userxattr() const { return opaque_xattr_ == wo::kUserOpaque; }
+
 Result<size_t> Overlay::getxattr(Node* n, const std::string& name, char* buf, size_t size) {
-  if (wo::is_private_xattr(name, opaque_xattr_ == wo::kUserOpaque)) return make_error(ENODATA, "getxattr");
+  auto real = wo::escape_xattr(name, userxattr());
+  if (!real) return make_error(ENODATA, "getxattr", name);
   auto loc = locate(n);
   if (!loc) return loc.take_error();
-  return sys::get_xattr_raw(loc->dir->get(), loc->name.c_str(), name.c_str(), buf, size);
+  return sys::get_xattr_raw(loc->dir->get(), loc->name.c_str(), real->c_str(), buf, size);
 }
 
 Result<size_t> Overlay::listxattr(Node* n, char* buf, size_t size) {
@@ -91,8 +94,9 @@ Result<size_t> Overlay::listxattr(Node* n, char* buf, size_t size) {
   if (!names) return names.take_error();
   std::string out;
   for (const auto& x : *names) {
-    if (wo::is_private_xattr(x, opaque_xattr_ == wo::kUserOpaque)) continue;
-    out += x;
+    auto shown = wo::unescape_xattr(x, userxattr());
+    if (!shown) continue;
+    out += *shown;
     out.push_back('\0');
   }
   if (size == 0) return out.size();
@@ -102,28 +106,30 @@ Result<size_t> Overlay::listxattr(Node* n, char* buf, size_t size) {
 }
 
 Status Overlay::setxattr(Node* n, const std::string& name, std::string_view value, int flags) {
-  if (wo::is_private_xattr(name, opaque_xattr_ == wo::kUserOpaque)) return make_error(EPERM, "setxattr", name);
+  auto real = wo::escape_xattr(name, userxattr());
+  if (!real) return make_error(EPERM, "setxattr", name);
   if (!has_upper_) return make_error(EROFS, "setxattr");
   STRATA_TRY(ensure_upper(n));
   auto loc = locate(n);
   if (!loc) return loc.take_error();
-  return sys::set_xattr(loc->dir->get(), loc->name.c_str(), name.c_str(), value, flags);
+  return sys::set_xattr(loc->dir->get(), loc->name.c_str(), real->c_str(), value, flags);
 }
 
 Status Overlay::removexattr(Node* n, const std::string& name) {
-  if (wo::is_private_xattr(name, opaque_xattr_ == wo::kUserOpaque)) return make_error(EPERM, "removexattr", name);
+  auto real = wo::escape_xattr(name, userxattr());
+  if (!real) return make_error(EPERM, "removexattr", name);
   if (!has_upper_) return make_error(EROFS, "removexattr");
   if (n->top() != 0) {
     // Nothing to remove: answer without copying up (overlayfs does the same).
     auto loc = locate(n);
     if (!loc) return loc.take_error();
-    auto has = sys::get_xattr_raw(loc->dir->get(), loc->name.c_str(), name.c_str(), nullptr, 0);
+    auto has = sys::get_xattr_raw(loc->dir->get(), loc->name.c_str(), real->c_str(), nullptr, 0);
     if (!has) return has.take_error();
   }
   STRATA_TRY(ensure_upper(n));
   auto loc = locate(n);
   if (!loc) return loc.take_error();
-  return sys::remove_xattr(loc->dir->get(), loc->name.c_str(), name.c_str());
+  return sys::remove_xattr(loc->dir->get(), loc->name.c_str(), real->c_str());
 }
 
 }  // namespace strata::merge

@@ -214,4 +214,12 @@ Result<std::unique_ptr<DirList>> Overlay::opendir(Node* n) {
   return d;
 }
 
+Status Overlay::refresh(DirList* d) {
+  auto ents = merged_entries(d->node.get(), false);
+  if (!ents) return ents.take_error();
+  d->entries = std::move(*ents);
+  table_.fix_inos(d->node.get(), d->entries);
+  return {};
+}
+
 }  // namespace strata::merge

@@ -36,4 +36,35 @@ bool is_private_xattr(std::string_view name, bool userxattr) {
   return userxattr ? starts_with(name, "user.overlay.") : starts_with(name, "trusted.overlay.");
 }
 
+namespace {
+
+std::string_view overlay_prefix(bool userxattr) { return userxattr ? "user.overlay." : "trusted.overlay."; }
+
+bool is_strata_xattr(std::string_view name) {
+  return starts_with(name, "trusted.strata.") || starts_with(name, "user.strata.");
+}
+
+}  // namespace
+
+std::optional<std::string> escape_xattr(std::string_view name, bool userxattr) {
+  if (is_strata_xattr(name)) return std::nullopt;
+  std::string_view p = overlay_prefix(userxattr);
+  if (!starts_with(name, p)) return std::string(name);
+  std::string out(p);
+  out += "overlay.";
+  out += name.substr(p.size());
+  return out;
+}
+
+std::optional<std::string> unescape_xattr(std::string_view real, bool userxattr) {
+  if (is_strata_xattr(real)) return std::nullopt;
+  std::string_view p = overlay_prefix(userxattr);
+  if (!starts_with(real, p)) return std::string(real);
+  std::string_view rest = real.substr(p.size());
+  if (!starts_with(rest, "overlay.")) return std::nullopt;
+  std::string out(p);
+  out += rest.substr(8);
+  return out;
+}
+
 }  // namespace strata::whiteout

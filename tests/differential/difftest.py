@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 
+sys.dont_write_bytecode = True  # keep the source tree clean
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
@@ -52,6 +53,10 @@ def fmt_call(op, result):
     mi = MODE_ARG.get(op[0])
     args = ", ".join(fmt_arg(a, i == mi) for i, a in enumerate(op))
     return "(%s) -> %s" % (args, result)
+
+
+def clip(line, n=600):
+    return line if len(line) <= n else line[:n] + "...(%d chars)" % len(line)
 
 
 def skip_reason():
@@ -167,6 +172,7 @@ class Runner:
         lines = list(difflib.unified_diff(a, b, "%s (%s)" % (what, la), "%s (%s)" % (what, lb),
                                           lineterm="", n=2))
         limit = self.a.max_diff_lines
+        lines = [clip(x) for x in lines]
         if len(lines) > limit:
             lines = lines[:limit] + ["... (%d more diff lines)" % (len(lines) - limit)]
         return lines
@@ -197,9 +203,9 @@ class Runner:
                          min(len(ref.calls), len(other.calls)))
                 hdr = "call results differ; first divergence at call #%d:" % (n + 1)
                 if n < len(ref.calls):
-                    hdr += "\n    %s: %s" % (la, ref.calls[n])
+                    hdr += "\n    %s: %s" % (la, clip(ref.calls[n]))
                 if n < len(other.calls):
-                    hdr += "\n    %s: %s" % (lb, other.calls[n])
+                    hdr += "\n    %s: %s" % (lb, clip(other.calls[n]))
                 problems.append(hdr)
                 problems.extend(self.diff("calls", ref.calls, other.calls, la, lb))
             if ref.merged != other.merged:

@@ -27,6 +27,30 @@ def _parent(p):
     return p.rsplit("/", 1)[0] if "/" in p else ""
 
 
+FILEISH = [p for p in PATHS if p not in DIRISH and p != "d3"]
+DIRS = sorted(DIRISH) + ["d3"]
+
+
+def _pick_kind(rng, li, dirish):
+    """Kind of a name in layer li; dir-like names are mostly dirs, file-like mostly files."""
+    r = rng.random()
+    if li == 0 and dirish:
+        return "dir" if r < 0.9 else (None if r < 0.95 else "file")
+    if r < 0.45:
+        return None
+    table = ([(0.30, "dir"), (0.08, "opaque"), (0.07, "whiteout"), (0.07, "file"),
+              (0.03, "symlink")] if dirish else
+             [(0.35, "file"), (0.07, "symlink"), (0.08, "whiteout"), (0.05, "dir")])
+    r -= 0.45
+    for w, k in table:
+        if r < w:
+            break
+        r -= w
+    if li == 0 and k in ("whiteout", "opaque"):
+        k = "dir" if dirish else "file"
+    return k
+
+
 def make_layers(rng):
     result = []
     for li in range(3):
@@ -36,23 +60,9 @@ def make_layers(rng):
             par = _parent(n)
             if par and kinds.get(par) not in ("dir", "opaque"):
                 continue
-            r = rng.random()
-            if li == 0 and n in DIRISH and r < 0.7:
-                k = "dir"
-            elif r < 0.45:
+            k = _pick_kind(rng, li, n in DIRISH)
+            if k is None:
                 continue
-            elif r < 0.70:
-                k = "file"
-            elif r < 0.80:
-                k = "dir" if n in DIRISH or rng.random() < 0.3 else "file"
-            elif r < 0.86:
-                k = "symlink"
-            elif r < 0.93 and li > 0:
-                k = "whiteout"
-            elif li > 0 and n in DIRISH:
-                k = "opaque"
-            else:
-                k = "file"
             kinds[n] = k
             if k == "file":
                 entries.append(file(n, b"L%d:%s\n" % (li, n.encode()) * rng.randint(0, 3),
@@ -72,20 +82,36 @@ def make_layers(rng):
 
 
 def make_ops(rng, nops):
-    P = lambda: rng.choice(PATHS)  # noqa: E731
+    def P():  # any path
+        return rng.choice(PATHS)
+
+    def F():  # mostly file-like names
+        return rng.choice(FILEISH) if rng.random() < 0.85 else P()
+
+    def D():  # mostly directory-like names
+        return rng.choice(DIRS) if rng.random() < 0.8 else P()
+
+    def R():  # rename pairs, mostly of the same kind
+        r = rng.random()
+        if r < 0.55:
+            return F(), rng.choice(FILEISH)
+        if r < 0.8:
+            return D(), rng.choice(DIRS + EXTRA)
+        return P(), P()
+
     gens = [
-        (8, lambda: ("write_file", P(), rng.choice(CONTENTS))),
-        (4, lambda: ("append", P(), rng.choice(CONTENTS[1:]))),
-        (3, lambda: ("create", P(), rng.choice(CONTENTS), rng.choice([0o644, 0o600]))),
-        (4, lambda: ("truncate", P(), rng.choice([0, 1, 5, 4096]))),
-        (8, lambda: ("unlink", P())),
-        (7, lambda: ("mkdir", P(), rng.choice([0o755, 0o700]))),
-        (6, lambda: ("rmdir", P())),
-        (9, lambda: ("rename", P(), P())),
-        (2, lambda: ("renameat2", P(), P(), "NOREPLACE")),
-        (2, lambda: ("renameat2", P(), P(), "EXCHANGE")),
-        (3, lambda: ("link", P(), P())),
-        (3, lambda: ("symlink", rng.choice(LINK_TARGETS), P())),
+        (8, lambda: ("write_file", F(), rng.choice(CONTENTS))),
+        (4, lambda: ("append", F(), rng.choice(CONTENTS[1:]))),
+        (3, lambda: ("create", F(), rng.choice(CONTENTS), rng.choice([0o644, 0o600]))),
+        (4, lambda: ("truncate", F(), rng.choice([0, 1, 5, 4096]))),
+        (8, lambda: ("unlink", F())),
+        (7, lambda: ("mkdir", D(), rng.choice([0o755, 0o700]))),
+        (6, lambda: ("rmdir", D())),
+        (9, lambda: ("rename",) + R()),
+        (2, lambda: ("renameat2",) + R() + ("NOREPLACE",)),
+        (2, lambda: ("renameat2",) + R() + ("EXCHANGE",)),
+        (3, lambda: ("link", F(), F())),
+        (3, lambda: ("symlink", rng.choice(LINK_TARGETS), F())),
         (3, lambda: ("chmod", P(), rng.choice(MODES))),
         (2, lambda: ("lchown", P(), rng.choice([0, 1000, 65534]), rng.choice([0, 100]))),
         (2, lambda: ("utime", P(), T1, rng.choice([T1, T2]))),
@@ -97,8 +123,8 @@ def make_ops(rng, nops):
         (5, lambda: ("listdir", rng.choice(DIRS_FOR_LIST) or ".")),
         (5, lambda: ("lstat", P())),
         (2, lambda: ("stat", P())),
-        (2, lambda: ("readlink", P())),
-        (4, lambda: ("read_file", P())),
+        (2, lambda: ("readlink", F())),
+        (4, lambda: ("read_file", F())),
     ]
     total = sum(w for w, _ in gens)
     ops = []

@@ -95,6 +95,7 @@ struct DirEntry {
 struct DirList {
   NodeRef node;
   std::vector<DirEntry> entries;  // without "." and ".."
+  bool fresh = true;              // taken and not yet read: a read from offset 0 need not refresh it
 };
 
 class Overlay {
@@ -126,6 +127,8 @@ class Overlay {
   Result<std::pair<Entry, std::unique_ptr<File>>> create(Node* parent, const std::string& name, mode_t mode,
                                                          int flags, const Caller& c);
   Result<std::unique_ptr<DirList>> opendir(Node* n);
+  // rewinddir: take the listing again so it shows changes made since (POSIX, and what overlayfs does).
+  Status refresh(DirList* d);
   Status fsyncdir(Node* n, bool datasync);
 
   // Extended attributes (private ones hidden). Sizes follow getxattr(2): size 0 asks for the length.
@@ -134,6 +137,8 @@ class Overlay {
   Status setxattr(Node* n, const std::string& name, std::string_view value, int flags);
   Status removexattr(Node* n, const std::string& name);
   Result<struct statvfs> statfs();
+  // The overlay's own xattrs live in user.overlay.* (unprivileged) rather than trusted.overlay.*.
+  bool userxattr() const;
 
   // Copy the node (and its parents) into the upper layer if it is not there yet.
   Status ensure_upper(Node* n, bool with_data = true);

@@ -14,6 +14,7 @@
 
 #include <sys/stat.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -51,5 +52,12 @@ bool is_invalid_component(std::string_view name);
 // xattrs hidden from the merged view (and refused by setxattr through it): overlay's private namespace for the
 // mode in use (`trusted.overlay.*`, or `user.overlay.*` with userxattr) and strata's own state.
 bool is_private_xattr(std::string_view name, bool userxattr);
+
+// Names in the overlay namespace set through the mount are stored escaped, as Linux 6.7+ does for nested
+// overlays: `trusted.overlay.X` is kept as `trusted.overlay.overlay.X` in the layer.
+// escape_xattr: the name to use in the layer for a name given by the user; nullopt if it may not be used.
+// unescape_xattr: the name to show for a name found in a layer; nullopt if it is hidden.
+std::optional<std::string> escape_xattr(std::string_view name, bool userxattr);
+std::optional<std::string> unescape_xattr(std::string_view real, bool userxattr);
 
 }  // namespace strata::whiteout
