@@ -50,6 +50,8 @@ Status Overlay::rename(Node* p1, const std::string& n1, Node* p2, const std::str
   if (exchange && !tgt) return make_error(ENOENT, "rename", n2);
   if ((flags & RENAME_NOREPLACE) && tgt) return make_error(EEXIST, "rename", n2);
   if (tgt == src) return {};
+  // overlayfs refuses to move a directory with lower parts before it looks at the target.
+  if (!movable(src) || (exchange && !movable(tgt))) return make_error(EXDEV, "rename", n1);
   if (tgt && !exchange) {
     if (src->is_dir() && !tgt->is_dir()) return make_error(ENOTDIR, "rename", n2);
     if (!src->is_dir() && tgt->is_dir()) return make_error(EISDIR, "rename", n2);
@@ -63,8 +65,6 @@ Status Overlay::rename(Node* p1, const std::string& n1, Node* p2, const std::str
       if (!first->empty()) return make_error(ENOTEMPTY, "rename", n2);
     }
   }
-  if (!movable(src) || (exchange && !movable(tgt))) return make_error(EXDEV, "rename", n1);
-
   STRATA_TRY(ensure_upper(src));
   STRATA_TRY(ensure_upper(p2));
   if (exchange) STRATA_TRY(ensure_upper(tgt));

@@ -295,6 +295,9 @@ def main(argv=None):
         a.fuse_bin = os.path.abspath(a.fuse_bin)
     why = skip_reason()
     if why:
+        if os.environ.get("STRATA_REQUIRE_MOUNT") == "1":
+            print("FAIL: mount tests required (STRATA_REQUIRE_MOUNT=1) but cannot run: %s" % why)
+            return 1
         print("SKIP: %s" % why)
         return 77
 

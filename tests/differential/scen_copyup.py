@@ -87,8 +87,10 @@ add("copyup-sparse",
 add("copyup-sparse-holes",
     "after copy-up a sparse file still has holes (SEEK_HOLE/SEEK_DATA)",
     [[sparse("sp", 8 << 20, {0: b"head", 4 << 20: b"middle"})]],
-    [("chmod", "sp", 0o600), ("open", "h", "sp", "O_RDONLY"), ("lseek", "h", 0, "SEEK_HOLE"),
-     ("lseek", "h", 1 << 20, "SEEK_DATA"), ("close", "h")])
+    # The kernel copies in 1 MiB chunks (the hole starts at 1 MiB there, at 4 KiB in stratafs, which copies
+    # extents exactly): ask about offsets both keep as holes and data.
+    [("chmod", "sp", 0o600), ("open", "h", "sp", "O_RDONLY"), ("lseek", "h", 2 << 20, "SEEK_HOLE"),
+     ("lseek", "h", 1 << 20, "SEEK_DATA"), ("lseek", "h", 6 << 20, "SEEK_HOLE"), ("close", "h")])
 
 add("copyup-ro-fd-sees-new-data",
     "a read-only fd opened before copy-up reads the data written after copy-up",
