@@ -81,7 +81,14 @@ Status copy_up(int src_dir, const std::string& name, const struct stat& st, int 
     }
   };
   Status r = build();
+  bool indexed = false;
+  if (r && opts.index_dir >= 0) {
+    if (!opts.nlink_xattr.empty()) r = sys::set_xattr(work_dir, tmp, opts.nlink_xattr.c_str(), opts.nlink_value, 0);
+    if (r) r = sys::link_at(work_dir, tmp, opts.index_dir, opts.index_name.c_str());
+    indexed = r.has_value();
+  }
   if (r) r = sys::rename_at(work_dir, tmp, dst_dir, dst_name.c_str(), RENAME_NOREPLACE);
+  if (!r && indexed) (void)sys::unlink_at(opts.index_dir, opts.index_name.c_str(), 0);  // undo: no copy-up
   if (!r) {
     // Best effort: a temporary left behind is removed at the next mount.
     (void)sys::unlink_at(work_dir, tmp, is_dir ? AT_REMOVEDIR : 0);

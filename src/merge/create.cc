@@ -190,13 +190,13 @@ Result<Entry> Overlay::link(Node* n, Node* newparent, const std::string& newname
   }
   auto st = sys::stat_at(ufd, newname.c_str());
   if (!st) return st.take_error();
-  Probe p;
-  p.found = true;
-  p.layer = 0;
-  p.st = *st;
-  p.ino = n->ino;  // one inode, one number: the new name reports what the old one does
+  // One inode, one node: the new name joins the node (the kernel expects link to answer the same inode).
   table_.detach_child(newparent, newname).reset();
-  return make_entry(newparent, newname, std::move(p));
+  if (!table_.add_alias(n, newparent, newname)) return make_error(EEXIST, "link", newname);
+  table_.add_key(n, LinkKey{0, st->st_dev, st->st_ino});
+  auto cur = getattr(n);
+  if (!cur) return cur.take_error();
+  return Entry{table_.ref(n), *cur};
 }
 
 }  // namespace strata::merge

@@ -42,8 +42,25 @@ Status Overlay::copy_up_one(Node* n, bool with_data) {
   copyup::Options o;
   o.fsync = fsync_;
   o.with_data = with_data;
+  // A lower hard link goes through the index: the inode's other names find the copy there.
+  bool index = !n->is_dir() && st->st_nlink > 1 && index_;
+  if (index) {
+    o.index_dir = index_->get();
+    o.index_name = index_name_for(*st);
+    o.nlink_xattr = nlink_xattr_;
+    // Names now: all the lower links; links of the copy: the index entry and this name.
+    o.nlink_value = std::to_string(static_cast<long>(st->st_nlink) - 2);
+    (void)sys::unlink_at(o.index_dir, o.index_name.c_str(), 0);  // a stale entry from a failed copy-up
+  }
   STRATA_TRY(copyup::copy_up((*src)->get(), place.name, *st, (*dst)->get(), place.name, work_.get(), tmp_name(),
                              o));
+  if (index) {
+    auto ust = sys::stat_at((*dst)->get(), place.name.c_str());
+    std::lock_guard il(n->mu);
+    n->index_name = o.index_name;
+    n->nlink_delta = static_cast<int>(st->st_nlink) - 2;
+    if (ust) table_.add_key(n, LinkKey{0, ust->st_dev, ust->st_ino});
+  }
   if (n->is_dir()) {
     auto fd = sys::open_at((*dst)->get(), place.name.c_str(), O_PATH | O_DIRECTORY);
     std::lock_guard dl(n->mu);

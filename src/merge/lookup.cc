@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Lookup across layers and the merged directory listing.
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
 #include <unordered_set>
 
 #include "strata/merge/overlay.h"
@@ -110,9 +113,40 @@ Result<Overlay::UpperState> Overlay::upper_state(int upperfd, const std::string&
   return u;
 }
 
+std::string Overlay::index_name_for(const struct stat& lower) const {
+  char buf[64];
+  snprintf(buf, sizeof buf, "%llx-%llx", static_cast<unsigned long long>(lower.st_dev),
+           static_cast<unsigned long long>(lower.st_ino));
+  return buf;
+}
+
+Status Overlay::check_index(Probe* p) {
+  std::string idx = index_name_for(p->st);
+  auto st = sys::stat_at(index_->get(), idx.c_str());
+  if (!st) return st.error().err == ENOENT ? Status{} : Status{st.take_error()};
+  if ((st->st_mode & S_IFMT) != (p->st.st_mode & S_IFMT)) return {};  // not ours: ignore
+  // Copied up through another name earlier: the upper inode in the index is this name's object now.
+  p->ino = map_ino(p->layer, p->st);
+  p->layer = 0;
+  p->st = *st;
+  p->index_name = std::move(idx);
+  auto d = sys::get_xattr(index_->get(), p->index_name.c_str(), nlink_xattr_);
+  if (d) p->nlink_delta = std::atoi(d->c_str());
+  return {};
+}
+
 Result<Entry> Overlay::make_entry(Node* parent, const std::string& name, Probe&& p) {
   mode_t type = p.st.st_mode & S_IFMT;
+  // Names of one inode share one node: the kernel then sees one inode, with one page cache.
+  std::optional<LinkKey> key;
+  if (type != S_IFDIR && p.st.st_nlink > 1 && p.index_name.empty()) {
+    if (p.layer != 0 && index_) STRATA_TRY(check_index(&p));
+  }
+  if (type != S_IFDIR && (p.st.st_nlink > 1 || !p.index_name.empty()))
+    key = LinkKey{p.index_name.empty() ? p.layer : 0, p.st.st_dev, p.st.st_ino};
   auto node = std::make_unique<Node>(parent, name, type, p.ino ? p.ino : map_ino(p.layer, p.st), p.layer);
+  node->index_name = std::move(p.index_name);
+  node->nlink_delta = p.nlink_delta;
   if (type == S_IFDIR) {
     node->layers = std::move(p.layers);
     node->layer_flags = std::move(p.flags);
@@ -122,7 +156,7 @@ Result<Entry> Overlay::make_entry(Node* parent, const std::string& name, Probe&&
   bool has_fds = false;
   for (auto& f : node->fds) has_fds |= static_cast<bool>(f);
   Node* raw = node.get();
-  NodeRef ref = table_.insert_child(std::move(node));
+  NodeRef ref = table_.insert_child(std::move(node), key ? &*key : nullptr);
   if (ref.get() == raw && has_fds) fd_cache_.add(raw);
   struct stat st = p.st;
   if (ref.get() != raw) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "strata/merge/node_table.h"
 
+#include <algorithm>
 #include <vector>
 
 namespace strata::merge {
@@ -25,10 +26,13 @@ NodeTable::NodeTable(std::unique_ptr<Node> root) : root_(root.release()) {
 }
 
 NodeTable::~NodeTable() {
-  // At teardown the kernel is gone: free whatever it never forgot, children before parents.
+  // At teardown the kernel is gone: free whatever it never forgot, children before parents. A hard-linked
+  // node appears under several parents: collect each once.
   std::vector<Node*> all{root_};
+  std::unordered_map<Node*, bool> seen{{root_, true}};
   for (size_t i = 0; i < all.size(); ++i)
-    for (auto& [name, c] : all[i]->children) all.push_back(c);
+    for (auto& [name, c] : all[i]->children)
+      if (seen.emplace(c, true).second) all.push_back(c);
   for (auto it = all.rbegin(); it != all.rend(); ++it) delete *it;
 }
 
@@ -45,32 +49,73 @@ void NodeTable::unref(Node* n) {
   unref_slow(n);
 }
 
-void NodeTable::unlink_locked(Node* n) {
-  if (n->parent && !n->unlinked) {
-    auto it = n->parent->children.find(n->name);
-    if (it != n->parent->children.end() && it->second == n) n->parent->children.erase(it);
+Node* NodeTable::remove_name_locked(Node* n, Node* parent, const std::string& name) {
+  auto it = parent->children.find(name);
+  if (it != parent->children.end() && it->second == n) parent->children.erase(it);
+  if (!n->unlinked && n->parent == parent && n->name == name) {
+    // Promote another name; nameless aliases only hold a ref (see add_alias) and cannot be promoted.
+    for (size_t i = n->aliases.size(); i-- > 0;) {
+      if (n->aliases[i].name.empty()) continue;
+      n->parent = n->aliases[i].parent;
+      n->name = std::move(n->aliases[i].name);
+      n->aliases.erase(n->aliases.begin() + static_cast<long>(i));
+      return parent;
+    }
+    n->unlinked = true;  // keeps its parent pointer and ref until freed
+    return nullptr;
   }
-  n->unlinked = true;
+  for (size_t i = 0; i < n->aliases.size(); ++i) {
+    if (n->aliases[i].parent == parent && n->aliases[i].name == name) {
+      n->aliases.erase(n->aliases.begin() + static_cast<long>(i));
+      return parent;
+    }
+  }
+  return nullptr;
 }
 
-void NodeTable::unref_slow(Node* n) {
-  // Freeing a node drops its ref on the parent, which may free the parent: iterate, don't recurse.
-  while (n) {
-    Node* parent = nullptr;
+std::vector<Node*> NodeTable::forget_names_locked(Node* n) {
+  std::vector<Node*> parents;
+  for (auto& a : n->aliases) {
+    auto it = a.parent->children.find(a.name);
+    if (it != a.parent->children.end() && it->second == n) a.parent->children.erase(it);
+    parents.push_back(a.parent);
+  }
+  n->aliases.clear();
+  if (n->parent) {
+    if (!n->unlinked) {
+      auto it = n->parent->children.find(n->name);
+      if (it != n->parent->children.end() && it->second == n) n->parent->children.erase(it);
+    }
+    parents.push_back(n->parent);
+  }
+  n->unlinked = true;
+  for (const auto& k : n->keys) {
+    auto it = links_.find(k);
+    if (it != links_.end() && it->second == n) links_.erase(it);
+  }
+  n->keys.clear();
+  return parents;
+}
+
+void NodeTable::unref_slow(Node* first) {
+  // Freeing a node drops its refs on its parents, which may free them in turn: a worklist, not recursion.
+  std::vector<Node*> work{first};
+  while (!work.empty()) {
+    Node* n = work.back();
+    work.pop_back();
+    std::vector<Node*> parents;
     {
       std::lock_guard lk(mu_);
-      if (n->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-      unlink_locked(n);
-      parent = n->parent;
+      if (n->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) continue;
+      parents = forget_names_locked(n);
       --count_;
     }
     delete n;
-    n = nullptr;
-    if (parent) {
-      int r = parent->refs.load(std::memory_order_relaxed);
+    for (Node* p : parents) {
+      int r = p->refs.load(std::memory_order_relaxed);
       bool done = false;
-      while (r > 1 && !done) done = parent->refs.compare_exchange_weak(r, r - 1, std::memory_order_acq_rel);
-      if (!done) n = parent;
+      while (r > 1 && !done) done = p->refs.compare_exchange_weak(r, r - 1, std::memory_order_acq_rel);
+      if (!done) work.push_back(p);
     }
   }
 }
@@ -83,19 +128,72 @@ NodeRef NodeTable::find_child(Node* parent, const std::string& name) {
   return NodeRef(this, it->second);
 }
 
-NodeRef NodeTable::insert_child(std::unique_ptr<Node> child) {
+NodeRef NodeTable::insert_child(std::unique_ptr<Node> child, const LinkKey* key) {
   std::lock_guard lk(mu_);
   Node* parent = child->parent;
-  auto [it, inserted] = parent->children.try_emplace(child->name, child.get());
-  if (!inserted) {
+  auto it = parent->children.find(child->name);
+  if (it != parent->children.end()) {
     it->second->refs.fetch_add(1, std::memory_order_relaxed);
     return NodeRef(this, it->second);
   }
+  if (key) {
+    auto l = links_.find(*key);
+    if (l != links_.end() && l->second->type == child->type) {
+      Node* n = l->second;
+      parent->children.emplace(child->name, n);
+      parent->refs.fetch_add(1, std::memory_order_relaxed);
+      if (n->unlinked) {
+        // Every earlier name was removed but the inode lives on (e.g. through another layer's name).
+        Node* old = n->parent;
+        n->parent = parent;
+        n->name = child->name;
+        n->unlinked = false;
+        if (old) n->aliases.push_back(Alias{old, ""});  // a nameless alias keeps the old parent's ref
+      } else {
+        n->aliases.push_back(Alias{parent, child->name});
+      }
+      n->refs.fetch_add(1, std::memory_order_relaxed);
+      return NodeRef(this, n);
+    }
+  }
+  parent->children.emplace(child->name, child.get());
   parent->refs.fetch_add(1, std::memory_order_relaxed);  // the child's parent pointer
   Node* n = child.release();
   n->refs.store(1, std::memory_order_relaxed);
+  if (key) {
+    links_[*key] = n;
+    n->keys.push_back(*key);
+  }
   ++count_;
   return NodeRef(this, n);
+}
+
+bool NodeTable::add_alias(Node* n, Node* parent, const std::string& name) {
+  std::lock_guard lk(mu_);
+  auto [it, inserted] = parent->children.emplace(name, n);
+  if (!inserted) return it->second == n;
+  parent->refs.fetch_add(1, std::memory_order_relaxed);
+  if (n->unlinked) {
+    // Relinking a node that had lost all its names (link from an open, unlinked file): the new name becomes
+    // primary; the old parent's ref is kept as a nameless alias until the node is freed.
+    n->aliases.push_back(Alias{n->parent, ""});
+    n->parent = parent;
+    n->name = name;
+    n->unlinked = false;
+  } else {
+    n->aliases.push_back(Alias{parent, name});
+  }
+  return true;
+}
+
+void NodeTable::add_key(Node* n, const LinkKey& key) {
+  std::lock_guard lk(mu_);
+  auto [it, inserted] = links_.emplace(key, n);
+  if (!inserted) {
+    if (it->second == n) return;
+    it->second = n;  // the inode number was reused by a new object: the old owner's key is stale
+  }
+  n->keys.push_back(key);
 }
 
 void NodeTable::add_lookup(Node* n) {
@@ -116,67 +214,82 @@ void NodeTable::forget(Node* n, uint64_t count) {
 }
 
 NodeRef NodeTable::detach_child(Node* parent, const std::string& name) {
-  std::lock_guard lk(mu_);
-  auto it = parent->children.find(name);
-  if (it == parent->children.end()) return {};
-  Node* n = it->second;
-  parent->children.erase(it);
-  n->unlinked = true;
-  n->refs.fetch_add(1, std::memory_order_relaxed);
-  return NodeRef(this, n);
+  Node* drop = nullptr;
+  NodeRef out;
+  {
+    std::lock_guard lk(mu_);
+    auto it = parent->children.find(name);
+    if (it == parent->children.end()) return {};
+    Node* n = it->second;
+    n->refs.fetch_add(1, std::memory_order_relaxed);
+    out = NodeRef(this, n);
+    drop = remove_name_locked(n, parent, name);
+    parent->children.erase(name);
+  }
+  if (drop) unref(drop);
+  return out;
+}
+
+void NodeTable::set_name_locked(Node* n, Node* oldp, const std::string& oldn, Node* newp, const std::string& newn,
+                                std::vector<Node*>* drop) {
+  auto rename_to = [&](Node*& p, std::string& nm) {
+    nm = newn;
+    if (p != newp) {
+      newp->refs.fetch_add(1, std::memory_order_relaxed);
+      drop->push_back(p);
+      p = newp;
+    }
+  };
+  if (!n->unlinked && n->parent == oldp && n->name == oldn) {
+    rename_to(n->parent, n->name);
+  } else {
+    for (auto& a : n->aliases)
+      if (a.parent == oldp && a.name == oldn) {
+        rename_to(a.parent, a.name);
+        break;
+      }
+  }
+  newp->children[newn] = n;
 }
 
 NodeRef NodeTable::move_child(Node* oldp, const std::string& oldn, Node* newp, const std::string& newn) {
   NodeRef replaced;
-  Node* old_parent_to_drop = nullptr;
+  std::vector<Node*> drop;
   {
     std::lock_guard lk(mu_);
     auto dst = newp->children.find(newn);
     if (dst != newp->children.end()) {
       Node* t = dst->second;
-      newp->children.erase(dst);
-      t->unlinked = true;
       t->refs.fetch_add(1, std::memory_order_relaxed);
       replaced = NodeRef(this, t);
+      if (Node* p = remove_name_locked(t, newp, newn)) drop.push_back(p);
+      newp->children.erase(newn);
     }
     auto src = oldp->children.find(oldn);
     if (src != oldp->children.end()) {
       Node* n = src->second;
       oldp->children.erase(src);
-      n->name = newn;
-      if (oldp != newp) {
-        newp->refs.fetch_add(1, std::memory_order_relaxed);
-        n->parent = newp;
-        old_parent_to_drop = oldp;
-      }
-      newp->children[newn] = n;
+      set_name_locked(n, oldp, oldn, newp, newn, &drop);
     }
   }
-  if (old_parent_to_drop) unref(old_parent_to_drop);
+  for (Node* p : drop) unref(p);
   return replaced;
 }
 
 void NodeTable::exchange_children(Node* p1, const std::string& n1, Node* p2, const std::string& n2) {
-  std::lock_guard lk(mu_);
-  auto a = p1->children.find(n1);
-  auto b = p2->children.find(n2);
-  Node* na = a == p1->children.end() ? nullptr : a->second;
-  Node* nb = b == p2->children.end() ? nullptr : b->second;
-  if (na) p1->children.erase(n1);
-  if (nb) p2->children.erase(n2);
-  // Parent refs move with the nodes; when both cross directories they balance out, otherwise adjust.
-  auto reparent = [&](Node* n, Node* from, Node* to, const std::string& nm) {
-    n->name = nm;
-    if (from != to) {
-      to->refs.fetch_add(1, std::memory_order_relaxed);
-      n->parent = to;
-      // `from` keeps a child (the other node) or is an ancestor held by the kernel: refs > 1 here.
-      from->refs.fetch_sub(1, std::memory_order_relaxed);
-    }
-    to->children[nm] = n;
-  };
-  if (na) reparent(na, p1, p2, n2);
-  if (nb) reparent(nb, p2, p1, n1);
+  std::vector<Node*> drop;
+  {
+    std::lock_guard lk(mu_);
+    auto a = p1->children.find(n1);
+    auto b = p2->children.find(n2);
+    Node* na = a == p1->children.end() ? nullptr : a->second;
+    Node* nb = b == p2->children.end() ? nullptr : b->second;
+    if (na) p1->children.erase(n1);
+    if (nb) p2->children.erase(n2);
+    if (na) set_name_locked(na, p1, n1, p2, n2, &drop);
+    if (nb) set_name_locked(nb, p2, n2, p1, n1, &drop);
+  }
+  for (Node* p : drop) unref(p);
 }
 
 NodeTable::Place NodeTable::place(Node* n) {

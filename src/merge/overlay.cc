@@ -56,6 +56,7 @@ Result<std::unique_ptr<Overlay>> Overlay::open(const OverlayOptions& opts) {
   for (const auto& l : opts.lowerdirs) STRATA_TRY(add(l));
 
   UniqueFd work;
+  SharedFd index;
   if (!opts.upperdir.empty()) {
     auto wfd = sys::open_path(opts.workdir.c_str(), O_PATH | O_DIRECTORY);
     if (!wfd) return make_error(wfd.error().err, "open workdir", opts.workdir);
@@ -68,6 +69,11 @@ Result<std::unique_ptr<Overlay>> Overlay::open(const OverlayOptions& opts) {
     auto w = sys::open_at(wfd->get(), "work", O_PATH | O_DIRECTORY);
     if (!w) return make_error(w.error().err, "open", opts.workdir + "/work");
     work = std::move(*w);
+    auto mi = sys::mkdir_at(wfd->get(), "strata-index", 0700);
+    if (!mi && mi.error().err != EEXIST) return make_error(mi.error().err, "create", opts.workdir + "/strata-index");
+    auto ix = sys::open_at(wfd->get(), "strata-index", O_PATH | O_DIRECTORY);
+    if (!ix) return make_error(ix.error().err, "open", opts.workdir + "/strata-index");
+    index = std::make_shared<const UniqueFd>(std::move(*ix));
   }
 
   auto rst = sys::stat_at(layers[0].root_shared->get(), "");
@@ -83,6 +89,7 @@ Result<std::unique_ptr<Overlay>> Overlay::open(const OverlayOptions& opts) {
   ov->has_upper_ = !opts.upperdir.empty();
   ov->fsync_ = opts.fsync;
   ov->work_ = std::move(work);
+  ov->index_ = std::move(index);
   std::vector<dev_t> devs;
   for (auto& l : ov->layers_) {
     size_t i = 0;
@@ -100,7 +107,10 @@ Result<std::unique_ptr<Overlay>> Overlay::open(const OverlayOptions& opts) {
     std::string probe = ov->tmp_name();
     auto mk = sys::mknod_at(ov->work_.get(), probe.c_str(), S_IFCHR | 0, 0);
     ov->can_mknod_whiteout_ = mk.has_value();
-    if (geteuid() != 0) ov->opaque_xattr_ = whiteout::kUserOpaque;
+    if (geteuid() != 0) {
+      ov->opaque_xattr_ = whiteout::kUserOpaque;
+      ov->nlink_xattr_ = "user.strata.nlink";
+    }
     if (mk) (void)sys::unlink_at(ov->work_.get(), probe.c_str(), 0);  // an empty work dir is cosmetic
   }
   return ov;
@@ -120,7 +130,10 @@ ino_t Overlay::map_ino(int layer, const struct stat& st) const {
 
 struct stat Overlay::fix_stat(Node* n, struct stat st) {
   st.st_ino = n->ino;
-  if (n->is_dir()) {
+  if (!n->is_dir()) {
+    int d = n->nlink_delta.load(std::memory_order_relaxed);
+    if (d != 0 && static_cast<long>(st.st_nlink) + d >= 0) st.st_nlink = static_cast<nlink_t>(st.st_nlink + d);
+  } else {
     std::lock_guard lk(n->mu);
     // Counting subdirectories across layers is not worth it; overlayfs reports 1 and find copes.
     if (n->layers.size() > 1) st.st_nlink = 1;
@@ -183,6 +196,10 @@ Result<Overlay::Location> Overlay::locate(Node* n) {
     auto fd = dir_fd_layer(n, top);
     if (!fd) return fd.take_error();
     return Location{std::move(*fd), "", top};
+  }
+  {
+    std::lock_guard lk(n->mu);
+    if (!n->index_name.empty()) return Location{index_, n->index_name, 0};
   }
   auto place = table_.place(n);
   if (!place.parent) {

@@ -16,6 +16,29 @@ Status Overlay::clear_whiteouts(int dirfd) {
   return {};
 }
 
+void Overlay::adjust_nlink(Node* n, int by) {
+  std::lock_guard lk(n->mu);
+  int d = n->nlink_delta.fetch_add(by) + by;
+  if (n->index_name.empty()) return;
+  // Best effort: a lost update only skews the link count reported after the next mount.
+  (void)sys::set_xattr(index_->get(), n->index_name.c_str(), nlink_xattr_, std::to_string(d), 0);
+}
+
+Status Overlay::materialize(Node* n, int upperfd, const std::string& name) {
+  std::string idx;
+  {
+    std::lock_guard lk(n->mu);
+    idx = n->index_name;
+  }
+  if (idx.empty()) return {};
+  auto us = upper_state(upperfd, name);
+  if (!us) return us.take_error();
+  if (us->kind == UpperState::kEntry) return {};
+  STRATA_TRY(sys::link_at(index_->get(), idx.c_str(), upperfd, name.c_str()));
+  adjust_nlink(n, -1);  // one more link of the same names
+  return {};
+}
+
 Status Overlay::unlink(Node* parent, const std::string& name) {
   if (!has_upper_) return make_error(EROFS, "unlink", name);
   if (wo::is_reserved_name(name)) return make_error(ENOENT, "unlink", name);
@@ -23,10 +46,26 @@ Status Overlay::unlink(Node* parent, const std::string& name) {
   if (!e) return e.take_error();
   Node* n = e->node.get();
   if (n->is_dir()) return make_error(EISDIR, "unlink", name);
+  // A lower hard link is copied up first (into the index) so its other names keep an exact link count, as
+  // overlayfs with index=on does.
+  if (n->top() != 0 && e->st.st_nlink > 1) STRATA_TRY(ensure_upper(n));
   auto lower = lower_has(parent, name);
   if (!lower) return lower.take_error();
-  pin(n);
-  if (n->top() == 0) {
+  bool indexed;
+  {
+    std::lock_guard lk(n->mu);
+    indexed = !n->index_name.empty();
+  }
+  if (!indexed) pin(n);
+  bool in_upper = false;
+  if (parent->top() == 0) {
+    auto ufd_r = upper_dir_fd(parent);
+    if (!ufd_r) return ufd_r.take_error();
+    auto us = upper_state((*ufd_r)->get(), name);
+    if (!us) return us.take_error();
+    in_upper = us->kind == UpperState::kEntry;
+  }
+  if (in_upper) {
     auto ufd_r = upper_dir_fd(parent);
     if (!ufd_r) return ufd_r.take_error();
     int ufd = (*ufd_r)->get();
@@ -47,6 +86,7 @@ Status Overlay::unlink(Node* parent, const std::string& name) {
     auto ufd_r = upper_dir_fd(parent);
     if (!ufd_r) return ufd_r.take_error();
     STRATA_TRY(make_whiteout((*ufd_r)->get(), name));
+    if (indexed) adjust_nlink(n, -1);  // a name went, no link of the copy did
   }
   table_.detach_child(parent, name).reset();
   return {};

@@ -66,13 +66,18 @@ Status Overlay::rename(Node* p1, const std::string& n1, Node* p2, const std::str
     }
   }
   STRATA_TRY(ensure_upper(src));
+  STRATA_TRY(ensure_upper(p1));
   STRATA_TRY(ensure_upper(p2));
-  if (exchange) STRATA_TRY(ensure_upper(tgt));
+  // A hard link about to lose a name is copied up (into the index) first, for exact link counts.
+  if (tgt && (exchange || (!tgt->is_dir() && tgt_r->st.st_nlink > 1))) STRATA_TRY(ensure_upper(tgt));
   auto u1 = upper_dir_fd(p1);
   if (!u1) return u1.take_error();
   auto u2 = upper_dir_fd(p2);
   if (!u2) return u2.take_error();
   int ufd1 = (*u1)->get(), ufd2 = (*u2)->get();
+  // A copied-up hard link's other names may exist in a lower layer only: give the name to move a real link.
+  if (!src->is_dir()) STRATA_TRY(materialize(src, ufd1, n1));
+  if (exchange && !tgt->is_dir()) STRATA_TRY(materialize(tgt, ufd2, n2));
 
   // A directory moving into a directory with lower parts must not merge with whatever lies below its new name.
   auto mark_opaque = [&](Node* dir, int dfd, const std::string& nm, Node* new_parent) -> Status {
@@ -129,6 +134,15 @@ Status Overlay::rename(Node* p1, const std::string& n1, Node* p2, const std::str
     need_manual_whiteout = true;
   }
   if (!r) return r;
+  if (tgt && !tgt->is_dir() && us->kind != UpperState::kEntry) {
+    // The target lost a name that was not a link of its upper copy (a lower-only alias).
+    bool indexed;
+    {
+      std::lock_guard lk(tgt->mu);
+      indexed = !tgt->index_name.empty();
+    }
+    if (indexed) adjust_nlink(tgt, -1);
+  }
   if (cleanup_whiteout) (void)sys::unlink_at(ufd1, n1.c_str(), 0);  // a stray whiteout hides nothing
   if (need_manual_whiteout) STRATA_TRY(make_whiteout(ufd1, n1));
   if (us->kind == UpperState::kWhiteoutFile) STRATA_TRY(sys::unlink_at(ufd2, wo::whiteout_name(n2).c_str(), 0));

@@ -21,6 +21,12 @@ namespace strata::copyup {
 struct Options {
   bool fsync = true;      // fsync the copy before it becomes visible
   bool with_data = true;  // false: a regular file is created empty (it is about to be truncated)
+  // Hard links: also link the finished copy as index_dir/index_name (before it becomes visible), with the
+  // xattr `nlink_xattr` = `nlink_value`, so the lower file's other names can find the copy.
+  int index_dir = -1;
+  std::string index_name;
+  std::string nlink_xattr;
+  std::string nlink_value;
 };
 
 Status copy_up(int src_dir, const std::string& name, const struct stat& st, int dst_dir,

@@ -34,6 +34,22 @@ namespace strata::merge {
 
 using SharedFd = std::shared_ptr<const UniqueFd>;
 
+class Node;
+
+// One more name of a non-directory (hard links): the primary name is Node::parent/name.
+struct Alias {
+  Node* parent;
+  std::string name;
+};
+
+// Identity of a real inode: hard-link aliases found in one layer share one node.
+struct LinkKey {
+  int layer;
+  dev_t dev;
+  ino_t ino;
+  bool operator==(const LinkKey&) const = default;
+};
+
 // Per-layer facts about a directory node.
 enum LayerFlag : uint8_t {
   kXattrWhiteouts = 1,  // opaque xattr "x": zero-size files may be xattr whiteouts
@@ -55,8 +71,10 @@ class Node {
   void set_top(int t) { top_.store(t, std::memory_order_release); }
 
   // --- guarded by NodeTable::mu_ ---
-  Node* parent;
+  Node* parent;  // the primary name; each name (primary or alias) holds a ref on its parent
   std::string name;
+  std::vector<Alias> aliases;   // further names of a hard-linked non-directory
+  std::vector<LinkKey> keys;    // entries of NodeTable's link map that point here
   std::unordered_map<std::string, Node*> children;
   uint64_t nlookup = 0;
   bool unlinked = false;
@@ -76,6 +94,11 @@ class Node {
   std::vector<SharedFd> fds;          // directories: cached O_PATH fd per entry of `layers`
   SharedFd pinned;                    // O_PATH fd kept once the node lost its name (unlinked while in use)
   bool opaque_upper = false;          // the upper directory is opaque
+  std::string index_name;             // copied-up lower hard link: its entry in the index directory
+
+  // Names in the merged view minus links of the real inode, for a copied-up lower hard link (whose lower-only
+  // names are not links of the upper inode). Persisted in the index entry's xattr.
+  std::atomic<int> nlink_delta{0};
 
  private:
   std::atomic<int> top_;

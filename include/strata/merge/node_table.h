@@ -10,6 +10,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "strata/merge/node.h"
 
@@ -54,12 +56,18 @@ class NodeTable {
   // The child called `name`, or an empty ref.
   NodeRef find_child(Node* parent, const std::string& name);
   // Adds `child` (whose parent/name are set) unless a child of that name exists; returns the one in the table.
-  NodeRef insert_child(std::unique_ptr<Node> child);
+  // With a key, a node already known under that key (another name of the same inode) gains this name instead.
+  NodeRef insert_child(std::unique_ptr<Node> child, const LinkKey* key = nullptr);
+  // `n` has one more name (link(2)); fails (false) if the name is taken.
+  bool add_alias(Node* n, Node* parent, const std::string& name);
+  // Remember that `key` identifies `n` (e.g. its upper inode after a copy-up or link).
+  void add_key(Node* n, const LinkKey& key);
   // The kernel got one more reference (a successful lookup/create reply).
   void add_lookup(Node* n);
   // The kernel dropped `count` references.
   void forget(Node* n, uint64_t count);
-  // Remove the child `name` from its parent (unlink, rmdir): it keeps living, unnamed, while referenced.
+  // Remove the child `name` from its parent (unlink, rmdir). A node with other names keeps them; one without
+  // keeps living, unnamed (`unlinked`), while referenced.
   NodeRef detach_child(Node* parent, const std::string& name);
   // rename: the node at (oldp, oldn) moves to (newp, newn); a node there before is detached and returned.
   NodeRef move_child(Node* oldp, const std::string& oldn, Node* newp, const std::string& newn);
@@ -86,12 +94,24 @@ class NodeTable {
   size_t size() const;
 
  private:
+  struct KeyHash {
+    size_t operator()(const LinkKey& k) const {
+      return std::hash<uint64_t>()(k.ino * 0x9E3779B97F4A7C15ull ^ (static_cast<uint64_t>(k.dev) << 8) ^
+                                   static_cast<uint64_t>(k.layer));
+    }
+  };
   void unref_slow(Node* n);
-  static void unlink_locked(Node* n);
+  // Drop every name and key of a node being freed; returns the parents whose refs it held.
+  std::vector<Node*> forget_names_locked(Node* n);
+  // Remove the name (parent, name) from n; returns the parent whose ref is now to be dropped, or nullptr.
+  Node* remove_name_locked(Node* n, Node* parent, const std::string& name);
+  void set_name_locked(Node* n, Node* oldp, const std::string& oldn, Node* newp, const std::string& newn,
+                       std::vector<Node*>* drop);
 
   mutable std::mutex mu_;
   Node* root_;
   size_t count_ = 1;
+  std::unordered_map<LinkKey, Node*, KeyHash> links_;
 };
 
 }  // namespace strata::merge

@@ -139,6 +139,8 @@ class Overlay {
   Result<struct statvfs> statfs();
   // The overlay's own xattrs live in user.overlay.* (unprivileged) rather than trusted.overlay.*.
   bool userxattr() const;
+  // Attributes as the merged view reports them (inode number, link count).
+  struct stat fix_stat(Node* n, struct stat st);
 
   // Copy the node (and its parents) into the upper layer if it is not there yet.
   Status ensure_upper(Node* n, bool with_data = true);
@@ -166,6 +168,8 @@ class Overlay {
     std::vector<SharedFd> fds;     // directories: opened while probing, seeds the node's fd cache
     bool opaque_top = false;
     ino_t ino = 0;                 // the number to report, when not the top layer's
+    std::string index_name;        // a lower hard link copied up earlier: its index entry (st is that entry's)
+    int nlink_delta = 0;
   };
   struct UpperState {
     enum Kind { kNone, kWhiteout, kWhiteoutFile, kEntry } kind = kNone;
@@ -188,8 +192,13 @@ class Overlay {
   Result<bool> lower_has(Node* parent, const std::string& name);
   Result<UpperState> upper_state(int upperfd, const std::string& name);
   Result<Entry> make_entry(Node* parent, const std::string& name, Probe&& p);
+  // Hard links: the index entry name of a lower inode, and the bookkeeping of names vs links.
+  std::string index_name_for(const struct stat& lower) const;
+  Status check_index(Probe* p);
+  void adjust_nlink(Node* n, int by);
+  // Give an indexed node's lower-only name a real link in the upper (before renaming it).
+  Status materialize(Node* n, int upperfd, const std::string& name);
   Result<Entry> find_or_probe(Node* parent, const std::string& name);
-  struct stat fix_stat(Node* n, struct stat st);
   ino_t map_ino(int layer, const struct stat& st) const;
 
   Result<std::vector<DirEntry>> merged_entries(Node* dir, bool stop_at_first);
@@ -211,6 +220,8 @@ class Overlay {
   bool single_dev_ = true;
   std::vector<int> dev_index_;  // per layer: index of its st_dev among distinct devs
   UniqueFd work_;               // workdir/work
+  SharedFd index_;              // workdir/strata-index: copied-up lower hard links, by lower inode
+  const char* nlink_xattr_ = "trusted.strata.nlink";
   std::atomic<uint64_t> tmp_seq_{0};
   bool can_mknod_whiteout_ = true;
   const char* opaque_xattr_ = "trusted.overlay.opaque";  // user.overlay.opaque when unprivileged
