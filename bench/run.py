@@ -783,8 +783,10 @@ def report(info, impls, wls, results, extras, errors, wall):
             L.append(f"- {n}: {info[n]}")
     if not have_f:
         L.append("- fuse-overlayfs: not found, column skipped")
+    busy = float(info["loadavg_start"].split()[0]) > 0.5
     L.append(f"- load average (1/5/15 min) at start: {info['loadavg_start']}, at end: "
-             f"{info['loadavg_end']} (other load on the machine makes the numbers noisy)")
+             f"{info['loadavg_end']}" +
+             (" (**the machine was busy with other work: noisy numbers**)" if busy else ""))
     L.append(f"- wall time of this benchmark: {wall:.0f} s "
              f"(of which building the layers: {info['build_seconds']:.0f} s)")
     L.append("")
