@@ -12,8 +12,7 @@ void fill_entry(Daemon* d, const merge::Entry& e, fuse_entry_param* out) {
   out->ino = nodeid(d, e.node.get());
   out->attr = e.st;
   out->entry_timeout = d->timeout;
-  // Names of one inode are separate nodes: their cached attributes could disagree, so never cache them.
-  out->attr_timeout = (!S_ISDIR(e.st.st_mode) && e.st.st_nlink > 1) ? 0.0 : d->timeout;
+  out->attr_timeout = d->timeout;
 }
 
 void reply_entry(fuse_req_t req, merge::Entry& e) {
@@ -27,9 +26,7 @@ void reply_entry(fuse_req_t req, merge::Entry& e) {
 namespace {
 
 void reply_attr(fuse_req_t req, const struct stat& st) {
-  Daemon* d = daemon_of(req);
-  double t = (!S_ISDIR(st.st_mode) && st.st_nlink > 1) ? 0.0 : d->timeout;
-  fuse_reply_attr(req, &st, t);
+  fuse_reply_attr(req, &st, daemon_of(req)->timeout);
 }
 
 merge::Caller caller(fuse_req_t req) {
@@ -81,8 +78,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       auto* f = reinterpret_cast<merge::File*>(fi->fh);
       auto s = sys::stat_fd(f->fd());
       if (s) {
-        s->st_ino = n->ino;
-        st = *s;
+        st = d->ov->fix_stat(n, *s);
       } else {
         st = d->ov->getattr(n);
       }

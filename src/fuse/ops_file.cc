@@ -14,8 +14,9 @@ void set_open_flags(Daemon* d, merge::File* f, fuse_file_info* fi) {
   fi->fh = reinterpret_cast<uint64_t>(f);
   // The page cache may be kept across opens: every change goes through this mount. Names sharing one inode
   // are separate nodes (separate kernel inodes), so for those the cache is dropped at each open.
-  auto st = sys::stat_fd(f->fd());
-  fi->keep_cache = st && st->st_nlink <= 1;
+  // Names of one inode share a node, so the page cache stays coherent across them.
+  fi->keep_cache = 1;
+  fi->noflush = 1;  // close(2) needs no round trip: flush has nothing to do here
   (void)d;
 }
 
@@ -49,6 +50,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     fill_entry(d, entry, &p);
     fi->fh = reinterpret_cast<uint64_t>(file.get());
     fi->keep_cache = 1;
+    fi->noflush = 1;
     d->ov->table().add_lookup(entry.node.get());
     merge::File* raw = file.release();
     if (fuse_reply_create(req, &p, fi) != 0) {

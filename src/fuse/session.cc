@@ -73,7 +73,7 @@ int run(merge::Overlay& ov, const SessionOptions& opts) {
         fuse_loop_config* cfg = fuse_loop_cfg_create();
         fuse_loop_cfg_set_clone_fd(cfg, 1);
         fuse_loop_cfg_set_max_threads(cfg, opts.max_threads);
-        fuse_loop_cfg_set_idle_threads(cfg, opts.max_threads / 2 > 0 ? opts.max_threads / 2 : 1);
+        fuse_loop_cfg_set_idle_threads(cfg, opts.idle_threads);
         rc = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;
         fuse_loop_cfg_destroy(cfg);
       }

@@ -24,6 +24,9 @@ Status Overlay::make_whiteout(int dirfd, const std::string& name) {
 }
 
 Status Overlay::set_owner(int dirfd, const std::string& name, const Caller& c, int upperfd, mode_t mode) {
+  // Created with the daemon's ids, which are the caller's: nothing to change (a setgid parent's group was
+  // applied by the kernel already).
+  if (c.uid == geteuid() && c.gid == getegid()) return {};
   gid_t gid = c.gid;
   auto pst = sys::stat_at(upperfd, "");
   if (!pst) return pst.take_error();

@@ -14,7 +14,11 @@ namespace strata::merge {
 
 File::File(Overlay* ov, NodeRef node, UniqueFd fd, bool upper, int flags)
     : ov_(ov), node_(std::move(node)), first_(std::move(fd)), cur_(first_.get()), upper_open_(upper),
-      flags_(flags) {}
+      flags_(flags) {
+  node_->open_files.fetch_add(1, std::memory_order_relaxed);
+}
+
+File::~File() { node_->open_files.fetch_sub(1, std::memory_order_relaxed); }
 
 int File::fd() {
   if (upper_open_.load(std::memory_order_acquire) || node_->top() != 0) return cur_.load();
@@ -227,6 +231,8 @@ Result<std::string> Overlay::readlink(Node* n) {
 }
 
 void Overlay::pin(Node* n) {
+  // Only an open file can be used after its last name goes (fstat, fchmod, /proc/PID/fd): others need no pin.
+  if (n->open_files.load(std::memory_order_relaxed) == 0) return;
   auto loc = locate(n);
   if (!loc || loc->name.empty()) return;
   auto fd = sys::open_at(loc->dir->get(), loc->name.c_str(), O_PATH);

@@ -156,12 +156,13 @@ Result<Config> parse_args(const std::vector<std::string>& args, bool privileged)
       double t = std::strtod(val.c_str(), &end);
       if (val.empty() || *end || t < 0) return make_error(EINVAL, "timeout", "wants seconds: " + val);
       c.session.timeout = t;
-    } else if (key == "threads" || key == "threaded" || key == "max_threads") {
+    } else if (key == "threads" || key == "threaded" || key == "max_threads" || key == "idle_threads") {
       char* end = nullptr;
       long n = std::strtol(val.c_str(), &end, 10);
       if (has_val && (val.empty() || *end || n < 1 || n > 1024))
         return make_error(EINVAL, key, "wants a thread count 1..1024: " + val);
-      if (has_val && key != "threaded") c.session.max_threads = static_cast<unsigned>(n);
+      if (has_val && key == "idle_threads") c.session.idle_threads = static_cast<unsigned>(n);
+      else if (has_val && key != "threaded") c.session.max_threads = static_cast<unsigned>(n);
     } else if (key == "writeback") {
       bool b = true;
       if (has_val && !parse_bool(val, &b)) return make_error(EINVAL, "writeback", "wants 0 or 1: " + val);

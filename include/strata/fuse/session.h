@@ -20,6 +20,7 @@ struct SessionOptions {
   bool debug = false;
   double timeout = 86400.0;   // entry/attr cache seconds; the engine sees every change, so long is safe
   unsigned max_threads = 16;  // worker threads of the session loop
+  unsigned idle_threads = 8;  // threads kept waiting when idle (fewer: thread churn on bursts)
   bool writeback = false;     // kernel writeback cache
   std::string fsname = "stratafs";
 };

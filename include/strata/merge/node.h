@@ -79,6 +79,7 @@ class Node {
   uint64_t nlookup = 0;
   bool unlinked = false;
   std::atomic<int> refs{0};
+  std::atomic<int> open_files{0};  // File handles on this node (a removed node then keeps its object pinned)
   std::atomic<bool> cache_referenced{false};
 
   // --- guarded by FdCache's mutex ---

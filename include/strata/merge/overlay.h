@@ -69,6 +69,9 @@ class Overlay;
 class File {
  public:
   File(Overlay* ov, NodeRef node, UniqueFd fd, bool upper, int flags);
+  ~File();
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
   Node* node() const { return node_.get(); }
   int flags() const { return flags_; }
   // The fd to use now (switches to the upper copy once the node has one).
