@@ -9,20 +9,21 @@
 namespace strata::copyup {
 namespace {
 
-bool skip_xattr(const std::string& name) {
-  // Both namespaces: a lower written rootless may carry user.overlay.*, a privileged one trusted.overlay.*.
-  // Escaped names (trusted.overlay.overlay.X) are user data and travel with the copy.
-  return !whiteout::unescape_xattr(name, false) || !whiteout::unescape_xattr(name, true) ||
-         name.rfind("user.fuseoverlayfs.", 0) == 0;
+bool skip_xattr(const std::string& name, bool userxattr) {
+  if (!whiteout::unescape_xattr(name, userxattr)) return true;  // private in the namespace in use
+  for (const char* marker : {whiteout::kTrustedOpaque, whiteout::kUserOpaque, whiteout::kFuseOverlayfsOpaque,
+                             whiteout::kTrustedWhiteout, whiteout::kUserWhiteout})
+    if (name == marker) return true;
+  return name.rfind("user.fuseoverlayfs.", 0) == 0;
 }
 
 Status finish_meta(int src_dir, const std::string& name, const struct stat& st, int dst_dir, const char* dst,
-                   bool symlink) {
+                   bool symlink, bool userxattr) {
   // Owner first: chown drops security.capability, which the xattr copy then restores.
   auto own = sys::chown_at(dst_dir, dst, st.st_uid, st.st_gid);
   // Unprivileged, files of other owners cannot be given away; keep the copy (the rootless issue maps ids).
   if (!own && own.error().err != EPERM && own.error().err != EINVAL) return own;
-  STRATA_TRY(copy_xattrs(src_dir, name.c_str(), dst_dir, dst));
+  STRATA_TRY(copy_xattrs(src_dir, name.c_str(), dst_dir, dst, userxattr));
   if (!symlink) STRATA_TRY(sys::chmod_at(dst_dir, dst, st.st_mode & 07777));
   struct timespec ts[2] = {st.st_atim, st.st_mtim};
   return sys::utimens_at(dst_dir, dst, ts);
@@ -30,14 +31,14 @@ Status finish_meta(int src_dir, const std::string& name, const struct stat& st, 
 
 }  // namespace
 
-Status copy_xattrs(int src_dir, const char* src_name, int dst_dir, const char* dst_name) {
+Status copy_xattrs(int src_dir, const char* src_name, int dst_dir, const char* dst_name, bool userxattr) {
   auto names = sys::list_xattr(src_dir, src_name);
   if (!names) {
     int e = names.error().err;
     return (e == ENOTSUP || e == EOPNOTSUPP) ? Status{} : Status{names.take_error()};
   }
   for (const auto& n : *names) {
-    if (skip_xattr(n)) continue;
+    if (skip_xattr(n, userxattr)) continue;
     auto v = sys::get_xattr(src_dir, src_name, n.c_str());
     if (!v) {
       if (v.error().err == ENODATA) continue;
@@ -62,22 +63,22 @@ Status copy_up(int src_dir, const std::string& name, const struct stat& st, int 
         auto out = sys::open_at(work_dir, tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
         if (!out) return out.take_error();
         if (opts.with_data) STRATA_TRY(sys::copy_data(in->get(), out->get(), st.st_size));
-        STRATA_TRY(finish_meta(src_dir, name, st, work_dir, tmp, false));
+        STRATA_TRY(finish_meta(src_dir, name, st, work_dir, tmp, false, opts.userxattr));
         if (opts.fsync) STRATA_TRY(sys::fsync_fd(out->get(), false));
         return {};
       }
       case S_IFDIR:
         STRATA_TRY(sys::mkdir_at(work_dir, tmp, 0700));
-        return finish_meta(src_dir, name, st, work_dir, tmp, false);
+        return finish_meta(src_dir, name, st, work_dir, tmp, false, opts.userxattr);
       case S_IFLNK: {
         auto target = sys::readlink_at(src_dir, name.c_str());
         if (!target) return target.take_error();
         STRATA_TRY(sys::symlink_at(target->c_str(), work_dir, tmp));
-        return finish_meta(src_dir, name, st, work_dir, tmp, true);
+        return finish_meta(src_dir, name, st, work_dir, tmp, true, opts.userxattr);
       }
       default:
         STRATA_TRY(sys::mknod_at(work_dir, tmp, st.st_mode, st.st_rdev));
-        return finish_meta(src_dir, name, st, work_dir, tmp, false);
+        return finish_meta(src_dir, name, st, work_dir, tmp, false, opts.userxattr);
     }
   };
   Status r = build();
@@ -87,7 +88,13 @@ Status copy_up(int src_dir, const std::string& name, const struct stat& st, int 
     if (r) r = sys::link_at(work_dir, tmp, opts.index_dir, opts.index_name.c_str());
     indexed = r.has_value();
   }
+  // Linking the copy into its directory is not a change the user made there: keep the directory's times.
+  auto parent = sys::stat_at(dst_dir, "");
   if (r) r = sys::rename_at(work_dir, tmp, dst_dir, dst_name.c_str(), RENAME_NOREPLACE);
+  if (r && parent) {
+    struct timespec ts[2] = {parent->st_atim, parent->st_mtim};
+    (void)sys::utimens_at(dst_dir, "", ts);  // cosmetic if it fails: the copy-up itself succeeded
+  }
   if (!r && indexed) (void)sys::unlink_at(opts.index_dir, opts.index_name.c_str(), 0);  // undo: no copy-up
   if (!r) {
     // Best effort: a temporary left behind is removed at the next mount.

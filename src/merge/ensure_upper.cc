@@ -42,6 +42,7 @@ Status Overlay::copy_up_one(Node* n, bool with_data) {
   copyup::Options o;
   o.fsync = fsync_;
   o.with_data = with_data;
+  o.userxattr = userxattr();
   // A lower hard link goes through the index: the inode's other names find the copy there.
   bool index = !n->is_dir() && st->st_nlink > 1 && index_;
   if (index) {

@@ -88,6 +88,14 @@ Result<std::unique_ptr<Overlay>> Overlay::open(const OverlayOptions& opts) {
     root->layer_flags.push_back(0);
     root->fds.push_back(layers[i].root_shared);
   }
+  // A layer root marked overlay.opaque=x may hold xattr whiteouts (opacity itself means nothing at the root).
+  for (size_t i = 0; i < layers.size(); ++i) {
+    for (const char* x : {whiteout::kTrustedOpaque, whiteout::kUserOpaque}) {
+      auto v = sys::get_xattr(layers[i].root_shared->get(), "", x);
+      if (v && whiteout::parse_opaque(*v) == whiteout::OpaqueValue::kHasXattrWhiteouts)
+        root->layer_flags[i] = kXattrWhiteouts;
+    }
+  }
   std::unique_ptr<Overlay> ov(new Overlay(std::move(root), opts.fd_cache_nodes));
   ov->layers_ = std::move(layers);
   ov->has_upper_ = !opts.upperdir.empty();

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// NodeTable: the merged tree the kernel knows and its reference counts. A node is freed when its last ref goes;
-// tests observe that through size() (the number of live nodes) and find_child().
+// NodeTable: the merged tree the kernel knows and its reference counts. A node is freed when its
+// last ref goes; tests observe that through size() (the number of live nodes) and find_child().
 #include "strata/merge/node_table.h"
 
 #include <gtest/gtest.h>
@@ -19,7 +19,9 @@ using strata::merge::Node;
 using strata::merge::NodeRef;
 using strata::merge::NodeTable;
 
-std::unique_ptr<Node> make_root() { return std::make_unique<Node>(nullptr, "", S_IFDIR, 1, 0); }
+std::unique_ptr<Node> make_root() {
+  return std::make_unique<Node>(nullptr, "", S_IFDIR, 1, 0);
+}
 
 class NodeTableTest : public ::testing::Test {
  protected:
@@ -260,7 +262,8 @@ TEST_F(NodeTableTest, MoveChildOverAnotherReturnsTheReplaced) {
   EXPECT_EQ(t.size(), 3u) << "the lookup count keeps the replaced node";
   t.forget(old_b, 1);
   EXPECT_EQ(t.size(), 2u);
-  EXPECT_EQ(at(t.root(), "b"), a.get()) << "freeing the replaced node must not unlink the moved one";
+  EXPECT_EQ(at(t.root(), "b"), a.get())
+      << "freeing the replaced node must not unlink the moved one";
 }
 
 TEST_F(NodeTableTest, ExchangeChildrenInOneDirectory) {
@@ -331,15 +334,17 @@ TEST_F(NodeTableTest, FixInosReportsKnownNodes) {
   EXPECT_EQ(ents[1].ino, 6u);
 }
 
-// Threads play the kernel and the engine at once on a small namespace: lookups (find or insert, then
-// add_lookup), forgets, renames, exchanges and unlinks. Every lookup a thread takes it forgets later, so once
-// all threads are done and the fixed directories are released, only the root may be left.
+// Threads play the kernel and the engine at once on a small namespace: lookups (find or insert,
+// then add_lookup), forgets, renames, exchanges and unlinks. Every lookup a thread takes it forgets
+// later, so once all threads are done and the fixed directories are released, only the root may be
+// left.
 TEST(NodeTableStress, ConcurrentOpsBalanceOut) {
   NodeTable t(make_root());
   constexpr int kDirs = 3, kNames = 6, kThreads = 4, kIters = 100000;
   std::vector<NodeRef> dirs;
   for (int i = 0; i < kDirs; ++i)
-    dirs.push_back(t.insert_child(std::make_unique<Node>(t.root(), "d" + std::to_string(i), S_IFDIR, 10 + i, 0)));
+    dirs.push_back(t.insert_child(
+        std::make_unique<Node>(t.root(), "d" + std::to_string(i), S_IFDIR, 10 + i, 0)));
   std::atomic<ino_t> ino{1000};
   std::atomic<int> problems{0};
 
@@ -387,7 +392,8 @@ TEST(NodeTableStress, ConcurrentOpsBalanceOut) {
   for (int i = 0; i < kThreads; ++i) threads.emplace_back(worker, 1234u + static_cast<unsigned>(i));
   for (auto& th : threads) th.join();
   EXPECT_EQ(problems.load(), 0);
-  EXPECT_EQ(t.size(), 1u + kDirs) << "every file node was forgotten: only the root and the dirs remain";
+  EXPECT_EQ(t.size(), 1u + kDirs)
+      << "every file node was forgotten: only the root and the dirs remain";
   dirs.clear();
   EXPECT_EQ(t.size(), 1u);
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// stratafs command line: what fuse-overlayfs accepts (and what podman, buildah and mount.fuse3 pass) must parse.
+// stratafs command line: what fuse-overlayfs accepts (and what podman, buildah and mount.fuse3
+// pass) must parse.
 #include "options.h"
 
 #include <gtest/gtest.h>
@@ -17,7 +18,9 @@ using strata::tools::split_options;
 using strata::tools::unescape;
 using Strings = std::vector<std::string>;
 
-bool has(const Strings& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
+bool has(const Strings& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
 
 // Parses and fails the test (with the error) when parsing fails.
 Config parse_ok(const Strings& args, bool privileged = false) {
@@ -34,7 +37,8 @@ strata::Error parse_err(const Strings& args, bool privileged = false) {
 
 TEST(SplitOptions, PlainAndEscapedCommas) {
   EXPECT_EQ(split_options("a,b=c,d"), (Strings{"a", "b=c", "d"}));
-  EXPECT_EQ(split_options("a\\,b,c"), (Strings{"a\\,b", "c"}));  // escapes are kept for the next stage
+  EXPECT_EQ(split_options("a\\,b,c"),
+            (Strings{"a\\,b", "c"}));  // escapes are kept for the next stage
   EXPECT_EQ(split_options("lowerdir=x\\:y"), (Strings{"lowerdir=x\\:y"}));
 }
 
@@ -48,7 +52,8 @@ TEST(SplitLowerdir, ColonsAndEscapes) {
   EXPECT_EQ(split_lowerdir("/a:/b:/c"), (Strings{"/a", "/b", "/c"}));
   EXPECT_EQ(split_lowerdir("/a\\:b:/c"), (Strings{"/a:b", "/c"}));
   EXPECT_EQ(split_lowerdir("/a\\,b"), (Strings{"/a,b"}));
-  EXPECT_EQ(split_lowerdir("/a\\\\:/b"), (Strings{"/a\\", "/b"}));  // an escaped backslash, then a separator
+  EXPECT_EQ(split_lowerdir("/a\\\\:/b"),
+            (Strings{"/a\\", "/b"}));  // an escaped backslash, then a separator
   EXPECT_EQ(split_lowerdir("/only"), (Strings{"/only"}));
 }
 
@@ -109,10 +114,13 @@ TEST(ParseArgs, FsyncOption) {
 }
 
 TEST(ParseArgs, ContextIsIgnoredSilently) {
-  Config c = parse_ok({"-o", "lowerdir=/l,context=\"system_u:object_r:container_file_t:s0:c1,c2\"", "/m"});
-  // `c2"` is a separate piece after splitting on the comma; only the context= part is known to be harmless.
+  Config c =
+      parse_ok({"-o", "lowerdir=/l,context=\"system_u:object_r:container_file_t:s0:c1,c2\"", "/m"});
+  // `c2"` is a separate piece after splitting on the comma; only the context= part is known to be
+  // harmless.
   EXPECT_EQ(c.overlay.lowerdirs, (Strings{"/l"}));
-  Config d = parse_ok({"-o", "lowerdir=/l,context=\"system_u:object_r:container_file_t:s0\"", "/m"});
+  Config d =
+      parse_ok({"-o", "lowerdir=/l,context=\"system_u:object_r:container_file_t:s0\"", "/m"});
   EXPECT_TRUE(d.warnings.empty());
   EXPECT_TRUE(d.session.mount_options.empty());
 }
@@ -126,8 +134,8 @@ TEST(ParseArgs, UnknownOptionWarnsButSucceeds) {
 }
 
 TEST(ParseArgs, IdMappingOptionsAreNotSupported) {
-  for (std::string o : {"uidmapping=0:1000:1", "gidmapping=0:1000:1", "squash_to_root", "squash_to_uid=5",
-                        "squash_to_gid=5", "xattr_permissions=1"}) {
+  for (std::string o : {"uidmapping=0:1000:1", "gidmapping=0:1000:1", "squash_to_root",
+                        "squash_to_uid=5", "squash_to_gid=5", "xattr_permissions=1"}) {
     strata::Error e = parse_err({"-o", "lowerdir=/l," + o, "/m"});
     EXPECT_NE(e.message().find("not supported"), std::string::npos) << o << ": " << e.message();
     EXPECT_NE(e.message().find(o.substr(0, o.find('='))), std::string::npos) << e.message();
@@ -206,7 +214,8 @@ TEST(ParseArgs, PrivilegedDefaults) {
 }
 
 TEST(ParseArgs, FusePassthroughOptions) {
-  Config c = parse_ok({"-o", "lowerdir=/l,ro,noatime,nodev,max_read=131072,fsname=myfs,subtype=x", "/m"});
+  Config c =
+      parse_ok({"-o", "lowerdir=/l,ro,noatime,nodev,max_read=131072,fsname=myfs,subtype=x", "/m"});
   EXPECT_TRUE(has(c.session.mount_options, "ro"));
   EXPECT_TRUE(has(c.session.mount_options, "noatime"));
   EXPECT_TRUE(has(c.session.mount_options, "nodev"));

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// sys: fd-relative syscalls. The contract under test: open_beneath never leaves its root, nothing follows a
-// final symlink, "" means the fd itself (O_PATH included), errors carry their errno, copies keep holes.
-#include "strata/sys/fs.h"
-
+// sys: fd-relative syscalls. The contract under test: open_beneath never leaves its root, nothing
+// follows a final symlink, "" means the fd itself (O_PATH included), errors carry their errno,
+// copies keep holes.
 #include <gtest/gtest.h>
 #include <linux/fs.h>
 #include <sys/sysmacros.h>
@@ -12,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "strata/sys/fs.h"
 #include "tree.h"
 
 namespace {
@@ -68,7 +68,8 @@ TEST_F(SysTest, OpenBeneathCreates) {
 
 TEST_F(SysTest, OpenBeneathRefusesDotDotEscapes) {
   outside.file("secret", "s");
-  for (const char* p : {"../outside/secret", "a/../../outside/secret", "..", "a/b/../../../outside"}) {
+  for (const char* p :
+       {"../outside/secret", "a/../../outside/secret", "..", "a/b/../../../outside"}) {
     root.dir("a/b");
     auto fd = sys::open_beneath(rootfd.get(), p, O_RDONLY);
     EXPECT_FALSE(fd) << p << " escaped the root";
@@ -86,11 +87,11 @@ TEST_F(SysTest, OpenBeneathRefusesAbsolutePaths) {
 
 TEST_F(SysTest, OpenBeneathRefusesSymlinksOut) {
   outside.file("secret", "s");
-  root.symlink("abs", outside.root());                 // absolute, to a directory outside
-  root.symlink("rel", "../outside");                   // relative, climbing out
-  root.symlink("abs_file", outside.path("secret"));    // final component, absolute
-  root.symlink("rel_file", "../outside/secret");       // final component, relative
-  root.symlink("proc", "/proc/self/root");             // a magic link behind a symlink
+  root.symlink("abs", outside.root());               // absolute, to a directory outside
+  root.symlink("rel", "../outside");                 // relative, climbing out
+  root.symlink("abs_file", outside.path("secret"));  // final component, absolute
+  root.symlink("rel_file", "../outside/secret");     // final component, relative
+  root.symlink("proc", "/proc/self/root");           // a magic link behind a symlink
   for (const char* p : {"abs/secret", "rel/secret", "abs_file", "rel_file", "proc/etc/hostname"}) {
     auto fd = sys::open_beneath(rootfd.get(), p, O_RDONLY);
     EXPECT_FALSE(fd) << p << " followed a symlink out of the root";
@@ -251,8 +252,9 @@ TEST_F(SysTest, ReadDir) {
     EXPECT_EQ(e.ino, lstat_or_throw(root.path("d/" + e.name)).st_ino);
   }
   std::sort(got.begin(), got.end());
-  EXPECT_EQ(got, (std::vector<std::string>{"a:" + std::to_string(DT_REG), "l:" + std::to_string(DT_LNK),
-                                           "sub:" + std::to_string(DT_DIR)}));
+  EXPECT_EQ(got,
+            (std::vector<std::string>{"a:" + std::to_string(DT_REG), "l:" + std::to_string(DT_LNK),
+                                      "sub:" + std::to_string(DT_DIR)}));
 }
 
 TEST_F(SysTest, ReadDirEmptyAndLarge) {
@@ -262,7 +264,8 @@ TEST_F(SysTest, ReadDirEmptyAndLarge) {
   auto none = sys::read_dir(e->get());
   ASSERT_TRUE(none);
   EXPECT_TRUE(none->empty());
-  for (int i = 0; i < 1200; ++i) root.file("big/file_with_a_rather_long_name_to_fill_buffers_" + std::to_string(i));
+  for (int i = 0; i < 1200; ++i)
+    root.file("big/file_with_a_rather_long_name_to_fill_buffers_" + std::to_string(i));
   auto b = sys::open_at(rootfd.get(), "big", O_PATH | O_DIRECTORY);
   ASSERT_TRUE(b);
   auto ents = sys::read_dir(b->get());  // more than one getdents64 buffer
@@ -309,7 +312,7 @@ TEST_F(CopyDataTest, LargeContent) {
 }
 
 TEST_F(CopyDataTest, KeepsHoles) {
-  constexpr off_t kHole = 64 << 20;
+  constexpr off_t kHole = 16 << 20;
   {
     root.file("src");
     int fd = ::open(root.path("src").c_str(), O_WRONLY);

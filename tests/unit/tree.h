@@ -7,19 +7,23 @@
 //   EXPECT_EQ(dump(lower.root()), "...");
 //
 // dump() prints one line per entry, sorted by path (byte order), the root first as ".":
-//   PATH TYPE mode=0644 uid=0 gid=0 [size=N content=ESCAPED | size=N fnv=HEX] [target=T] [rdev=MAJ:MIN]
+//   PATH TYPE mode=0644 uid=0 gid=0 [size=N content=ESCAPED | size=N fnv=HEX] [target=T]
+//   [rdev=MAJ:MIN]
 //        [xattr NAME=VALUE ...]
 // TYPE is file dir symlink fifo socket chr blk whiteout; a whiteout (char device 0/0) is the bare
-// "PATH whiteout". Contents up to 64 bytes are printed (escaped), longer ones hashed (FNV-1a 64). Times, inode
-// numbers, link counts and directory sizes are never printed: they differ between equivalent trees.
-// Helpers throw std::runtime_error when the setup itself fails; GoogleTest reports that as a test failure.
-// whiteout() needs CAP_MKNOD and opaque_dir()'s trusted.* xattr needs CAP_SYS_ADMIN: tests using them skip
-// when not root (see STRATA_REQUIRE_ROOT).
+// "PATH whiteout". Contents up to 64 bytes are printed (escaped), longer ones hashed (FNV-1a 64).
+// Times, inode numbers, link counts and directory sizes are never printed: they differ between
+// equivalent trees. Also: reading back (read_file, xattr_of, ls, is_whiteout) and strata::Result
+// assertions (EXPECT_OK, ASSERT_OK, EXPECT_ERRNO). Helpers throw std::runtime_error when the setup
+// itself fails; GoogleTest reports that as a test failure. whiteout() needs CAP_MKNOD and
+// opaque_dir()'s trusted.* xattr needs CAP_SYS_ADMIN: tests using them skip when not root (see
+// STRATA_REQUIRE_ROOT).
 #pragma once
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <gtest/gtest.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,10 +41,27 @@
 
 namespace strata::testing {
 
-#define STRATA_REQUIRE_ROOT()                                           \
-  do {                                                                  \
+#define STRATA_REQUIRE_ROOT()                                                     \
+  do {                                                                            \
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (mknod, trusted.* xattrs)"; \
   } while (0)
+
+// strata::Result as assertions: EXPECT_OK(ov->unlink(...)), EXPECT_ERRNO(ov->unlink(...), EROFS).
+// The failure message carries the Error (op, detail, errno).
+template <typename R>
+::testing::AssertionResult ok(const R& r) {
+  if (r.has_value()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << r.error().message();
+}
+template <typename R>
+::testing::AssertionResult fails_with(const R& r, int e) {
+  if (r.has_value()) return ::testing::AssertionFailure() << "succeeded";
+  if (r.error().err == e) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << r.error().message() << " (errno " << r.error().err << ")";
+}
+#define EXPECT_OK(expr) EXPECT_TRUE(::strata::testing::ok(expr))
+#define ASSERT_OK(expr) ASSERT_TRUE(::strata::testing::ok(expr))
+#define EXPECT_ERRNO(expr, e) EXPECT_TRUE(::strata::testing::fails_with(expr, e))
 
 [[noreturn]] inline void fail(const std::string& what, const std::string& path) {
   throw std::runtime_error(what + " " + path + ": " + strerror(errno));
@@ -84,8 +105,9 @@ class TempDir {
   std::string path_;
 };
 
-// Builder of a tree rooted at an existing or new directory. Paths are relative, '/'-separated; missing parent
-// directories are created with mode 0755. Modes are applied with chmod, so the umask does not interfere.
+// Builder of a tree rooted at an existing or new directory. Paths are relative, '/'-separated;
+// missing parent directories are created with mode 0755. Modes are applied with chmod, so the umask
+// does not interfere.
 class Tree {
  public:
   explicit Tree(std::string root) : root_(std::move(root)) {
@@ -137,7 +159,8 @@ class Tree {
   }
   Tree& xattr(const std::string& rel, const std::string& name, const std::string& value) {
     std::string p = path(rel);
-    if (lsetxattr(p.c_str(), name.c_str(), value.data(), value.size(), 0) < 0) fail("setxattr " + name, p);
+    if (lsetxattr(p.c_str(), name.c_str(), value.data(), value.size(), 0) < 0)
+      fail("setxattr " + name, p);
     return *this;
   }
   Tree& chown(const std::string& rel, uid_t uid, gid_t gid) {
@@ -145,6 +168,7 @@ class Tree {
     if (lchown(p.c_str(), uid, gid) < 0) fail("lchown", p);
     return *this;
   }
+  Tree& chmod(const std::string& rel, mode_t mode) { return chmod_(path(rel), mode); }
   Tree& mtime(const std::string& rel, time_t sec, long nsec = 0) {
     std::string p = path(rel);
     struct timespec ts[2] = {{sec, nsec}, {sec, nsec}};
@@ -189,6 +213,26 @@ inline std::string read_file(const std::string& p) {
   while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
   ::close(fd);
   if (n < 0) fail("read", p);
+  return out;
+}
+
+// A character device 0/0: the kernel's whiteout.
+inline bool is_whiteout(const std::string& p) {
+  struct stat st;
+  return lstat(p.c_str(), &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0);
+}
+
+// The names in directory `p` (without "." and ".."), sorted.
+inline std::vector<std::string> ls(const std::string& p) {
+  DIR* d = opendir(p.c_str());
+  if (!d) fail("opendir", p);
+  std::vector<std::string> out;
+  while (struct dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") out.push_back(n);
+  }
+  closedir(d);
+  std::sort(out.begin(), out.end());
   return out;
 }
 
@@ -244,14 +288,14 @@ inline void dump_entry(const std::string& abs, const std::string& rel, const Dum
     lines->push_back(line + " whiteout");
     return;
   }
-  const char* tn = t == S_IFREG   ? "file"
-                   : t == S_IFDIR ? "dir"
-                   : t == S_IFLNK ? "symlink"
-                   : t == S_IFIFO ? "fifo"
+  const char* tn = t == S_IFREG    ? "file"
+                   : t == S_IFDIR  ? "dir"
+                   : t == S_IFLNK  ? "symlink"
+                   : t == S_IFIFO  ? "fifo"
                    : t == S_IFSOCK ? "socket"
-                   : t == S_IFCHR ? "chr"
-                   : t == S_IFBLK ? "blk"
-                                  : "unknown";
+                   : t == S_IFCHR  ? "chr"
+                   : t == S_IFBLK  ? "blk"
+                                   : "unknown";
   char b[64];
   snprintf(b, sizeof b, " %s mode=%04o", tn, static_cast<unsigned>(st.st_mode & 07777));
   line += b;
@@ -305,8 +349,9 @@ inline void walk(const std::string& abs, const std::string& rel, const DumpOptio
 
 }  // namespace detail
 
-// Canonical text of the tree at `root` (see the top comment); each line ends in '\n'. Lines are sorted by
-// path in byte order (children directly after their directory, as a sorted depth-first walk gives).
+// Canonical text of the tree at `root` (see the top comment); each line ends in '\n'. Lines are
+// sorted by path in byte order (children directly after their directory, as a sorted depth-first
+// walk gives).
 inline std::string dump(const std::string& root, const DumpOptions& o = {}) {
   std::vector<std::string> lines;
   detail::walk(root, ".", o, &lines);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/sysmacros.h>
 
+#include <optional>
 #include <string>
 
 namespace wo = strata::whiteout;
@@ -16,7 +17,8 @@ TEST(WhiteoutName, RecognizesPrefixedNames) {
   EXPECT_TRUE(wo::is_whiteout_name(".wh.a"));
   EXPECT_TRUE(wo::is_whiteout_name(".wh.foo.txt"));
   EXPECT_TRUE(wo::is_whiteout_name(".wh..hidden"));
-  EXPECT_TRUE(wo::is_whiteout_name(".wh..wh.x"));  // a whiteout of a reserved-looking name is still one
+  EXPECT_TRUE(
+      wo::is_whiteout_name(".wh..wh.x"));  // a whiteout of a reserved-looking name is still one
 }
 
 TEST(WhiteoutName, RejectsOpaqueMarkerBarePrefixAndOthers) {
@@ -126,6 +128,55 @@ TEST(PrivateXattr, UserxattrMode) {
   EXPECT_FALSE(wo::is_private_xattr("user.overlay", true));
 }
 
+TEST(EscapeXattr, PrivilegedMode) {
+  EXPECT_EQ(wo::escape_xattr("user.foo", false), "user.foo");
+  EXPECT_EQ(wo::escape_xattr("security.capability", false), "security.capability");
+  EXPECT_EQ(wo::escape_xattr("trusted.overlay.opaque", false), "trusted.overlay.overlay.opaque");
+  EXPECT_EQ(wo::escape_xattr("trusted.overlay.overlay.x", false),
+            "trusted.overlay.overlay.overlay.x");
+  EXPECT_EQ(wo::escape_xattr("user.overlay.opaque", false),
+            "user.overlay.opaque");  // not ours in this mode
+  EXPECT_EQ(wo::escape_xattr("trusted.strata.x", false), std::nullopt);
+  EXPECT_EQ(wo::escape_xattr("user.strata.x", false), std::nullopt);
+}
+
+TEST(EscapeXattr, UserxattrMode) {
+  EXPECT_EQ(wo::escape_xattr("user.overlay.opaque", true), "user.overlay.overlay.opaque");
+  EXPECT_EQ(wo::escape_xattr("trusted.overlay.opaque", true), "trusted.overlay.opaque");
+  EXPECT_EQ(wo::escape_xattr("user.foo", true), "user.foo");
+  EXPECT_EQ(wo::escape_xattr("user.strata.x", true), std::nullopt);
+}
+
+TEST(UnescapeXattr, PrivilegedMode) {
+  EXPECT_EQ(wo::unescape_xattr("user.foo", false), "user.foo");
+  EXPECT_EQ(wo::unescape_xattr("trusted.overlay.overlay.opaque", false), "trusted.overlay.opaque");
+  EXPECT_EQ(wo::unescape_xattr("trusted.overlay.opaque", false),
+            std::nullopt);  // the overlay's own
+  EXPECT_EQ(wo::unescape_xattr("trusted.overlay.origin", false), std::nullopt);
+  EXPECT_EQ(wo::unescape_xattr("trusted.overlay.overlay", false),
+            std::nullopt);  // no dot: not escaped
+  EXPECT_EQ(wo::unescape_xattr("trusted.strata.x", false), std::nullopt);
+  EXPECT_EQ(wo::unescape_xattr("user.overlay.opaque", false), "user.overlay.opaque");
+}
+
+TEST(UnescapeXattr, UserxattrMode) {
+  EXPECT_EQ(wo::unescape_xattr("user.overlay.overlay.opaque", true), "user.overlay.opaque");
+  EXPECT_EQ(wo::unescape_xattr("user.overlay.opaque", true), std::nullopt);
+  EXPECT_EQ(wo::unescape_xattr("trusted.overlay.opaque", true), "trusted.overlay.opaque");
+}
+
+TEST(EscapeXattr, RoundTrips) {
+  for (bool userxattr : {false, true}) {
+    for (std::string n :
+         {"user.a", "trusted.b", "trusted.overlay.opaque", "trusted.overlay.overlay.x",
+          "user.overlay.whiteout", "user.overlay.overlay.overlay.y", "security.selinux"}) {
+      auto real = wo::escape_xattr(n, userxattr);
+      ASSERT_TRUE(real.has_value()) << n;
+      EXPECT_EQ(wo::unescape_xattr(*real, userxattr), n) << n << " userxattr=" << userxattr;
+    }
+  }
+}
+
 struct stat with_mode(mode_t mode, dev_t rdev) {
   struct stat st {};
   st.st_mode = mode;
@@ -135,7 +186,8 @@ struct stat with_mode(mode_t mode, dev_t rdev) {
 
 TEST(WhiteoutDevice, OnlyCharacterDeviceZeroZero) {
   EXPECT_TRUE(wo::is_whiteout_device(with_mode(S_IFCHR | 0000, makedev(0, 0))));
-  EXPECT_TRUE(wo::is_whiteout_device(with_mode(S_IFCHR | 0644, makedev(0, 0))));  // mode bits do not matter
+  EXPECT_TRUE(
+      wo::is_whiteout_device(with_mode(S_IFCHR | 0644, makedev(0, 0))));  // mode bits do not matter
   EXPECT_FALSE(wo::is_whiteout_device(with_mode(S_IFCHR | 0666, makedev(1, 3))));  // /dev/null
   EXPECT_FALSE(wo::is_whiteout_device(with_mode(S_IFCHR, makedev(0, 1))));
   EXPECT_FALSE(wo::is_whiteout_device(with_mode(S_IFCHR, makedev(1, 0))));

@@ -20,6 +20,7 @@ namespace strata::copyup {
 
 struct Options {
   bool fsync = true;      // fsync the copy before it becomes visible
+  bool userxattr = false; // the overlay's private namespace is user.overlay.* (else trusted.overlay.*)
   bool with_data = true;  // false: a regular file is created empty (it is about to be truncated)
   // Hard links: also link the finished copy as index_dir/index_name (before it becomes visible), with the
   // xattr `nlink_xattr` = `nlink_value`, so the lower file's other names can find the copy.
@@ -32,7 +33,8 @@ struct Options {
 Status copy_up(int src_dir, const std::string& name, const struct stat& st, int dst_dir,
                const std::string& dst_name, int work_dir, const std::string& tmp_name, const Options& opts);
 
-// Copy every xattr of (src_dir, src_name) to (dst_dir, dst_name) but the union's private ones.
-Status copy_xattrs(int src_dir, const char* src_name, int dst_dir, const char* dst_name);
+// Copy every xattr of (src_dir, src_name) to (dst_dir, dst_name) but the union's private ones (in the namespace
+// `userxattr` selects) and whiteout/opaque markers of any form, which describe the lower layer, not the copy.
+Status copy_xattrs(int src_dir, const char* src_name, int dst_dir, const char* dst_name, bool userxattr);
 
 }  // namespace strata::copyup
