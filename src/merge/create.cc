@@ -12,9 +12,27 @@ namespace strata::merge {
 
 namespace wo = strata::whiteout;
 
+Status Overlay::link_whiteout(int dirfd, const char* name) {
+  auto r = sys::link_at(work_.get(), kSharedWhiteout, dirfd, name);
+  if (r) return r;
+  int e = r.error().err;
+  if (e == EMLINK || e == ENOENT) {
+    // Full (or gone): start a new shared whiteout, then link again.
+    std::lock_guard lk(whiteout_mu_);
+    std::string tmp = tmp_name();
+    if (sys::mknod_at(work_.get(), tmp.c_str(), S_IFCHR | 0, 0) &&
+        !sys::rename_at(work_.get(), tmp.c_str(), work_.get(), kSharedWhiteout, 0)) {
+      (void)sys::unlink_at(work_.get(), tmp.c_str(), 0);  // cleaned at next mount otherwise
+    }
+    r = sys::link_at(work_.get(), kSharedWhiteout, dirfd, name);
+    if (r) return r;
+  }
+  return sys::mknod_at(dirfd, name, S_IFCHR | 0, 0);
+}
+
 Status Overlay::make_whiteout(int dirfd, const std::string& name) {
   if (can_mknod_whiteout_) {
-    auto r = sys::mknod_at(dirfd, name.c_str(), S_IFCHR | 0, 0);
+    auto r = link_whiteout(dirfd, name.c_str());
     if (r || r.error().err != EPERM) return r;
   }
   // Rootless: fuse-overlayfs's `.wh.NAME` files, which strata and fuse-overlayfs read (the kernel does not).

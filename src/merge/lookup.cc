@@ -153,11 +153,11 @@ Result<Entry> Overlay::make_entry(Node* parent, const std::string& name, Probe&&
     node->fds = std::move(p.fds);
     node->opaque_upper = p.opaque_top && p.layer == 0 && has_upper_;
   }
-  bool has_fds = false;
-  for (auto& f : node->fds) has_fds |= static_cast<bool>(f);
+  size_t nfds = 0;
+  for (auto& f : node->fds) nfds += f ? 1 : 0;
   Node* raw = node.get();
   NodeRef ref = table_.insert_child(std::move(node), key ? &*key : nullptr);
-  if (ref.get() == raw && has_fds) fd_cache_.add(raw);
+  if (ref.get() == raw && nfds) fd_cache_.add(raw, nfds);
   struct stat st = p.st;
   if (ref.get() != raw) {
     // Another thread created the node first: report its attributes, not the probe's.

@@ -71,7 +71,7 @@ Status Overlay::unlink(Node* parent, const std::string& name) {
     int ufd = (*ufd_r)->get();
     if (*lower && can_mknod_whiteout_) {
       std::string tmp = tmp_name();
-      STRATA_TRY(sys::mknod_at(work_.get(), tmp.c_str(), S_IFCHR | 0, 0));
+      STRATA_TRY(link_whiteout(work_.get(), tmp.c_str()));
       auto r = sys::rename_at(work_.get(), tmp.c_str(), ufd, name.c_str(), 0);
       if (!r) {
         (void)sys::unlink_at(work_.get(), tmp.c_str(), 0);  // cleaned at next mount otherwise
@@ -112,7 +112,7 @@ Status Overlay::rmdir(Node* parent, const std::string& name) {
     std::string tmp = tmp_name();
     if (*lower && can_mknod_whiteout_) {
       // Swap the directory with a fresh whiteout, then delete the directory (only whiteouts left in it).
-      STRATA_TRY(sys::mknod_at(wfd, tmp.c_str(), S_IFCHR | 0, 0));
+      STRATA_TRY(link_whiteout(wfd, tmp.c_str()));
       auto r = sys::rename_at(wfd, tmp.c_str(), ufd, name.c_str(), RENAME_EXCHANGE);
       if (!r) {
         (void)sys::unlink_at(wfd, tmp.c_str(), 0);  // cleaned at next mount otherwise

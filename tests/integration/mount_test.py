@@ -440,7 +440,7 @@ class Resources(MountCase):
         with open("/proc/%d/status" % pid) as f:
             rss_kb = int([l for l in f if l.startswith("VmRSS:")][0].split()[1])
         print("\n    after find over 100k files: %d fds, RSS %.1f MiB" % (nfds, rss_kb / 1024.0), file=sys.stderr)
-        self.assertLess(nfds, 2048 * 2 + 64)  # the fd cache bounds directory nodes (2 layers each at most)
+        self.assertLess(nfds, 1024 + 64)  # the fd cache bounds directory fds (1024) plus a few of the daemon's
         with open(STRATAFS, "rb") as f:
             sanitized = b"__asan_init" in f.read()
         if not sanitized:  # ASan's shadow memory and quarantine are not the daemon's

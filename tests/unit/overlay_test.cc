@@ -89,7 +89,21 @@ class OverlayTest : public ::testing::Test {
     out.resize(r < 0 ? 0 : static_cast<size_t>(r));
     return out;
   }
-  Names work_entries() { return ls(wk.path("work")); }
+  // The work dir's temporaries: none should be left. ("whiteout" is the shared whiteout inode, which new
+  // whiteouts are links of, as in kernel overlayfs; it must be a 0/0 device.)
+  Names work_entries() {
+    Names out;
+    for (auto& n : ls(wk.path("work"))) {
+      if (n == "whiteout") {
+        struct stat st;
+        EXPECT_EQ(lstat(wk.path("work/whiteout").c_str(), &st), 0);
+        EXPECT_TRUE(S_ISCHR(st.st_mode) && st.st_rdev == 0) << "work/whiteout is not a whiteout";
+        continue;
+      }
+      out.push_back(n);
+    }
+    return out;
+  }
   // The merged view's xattr names of n, sorted; and one value ("<errno N>" when getxattr fails).
   Names xattrs(Node* n) {
     char buf[1024];

@@ -84,6 +84,7 @@ class Node {
 
   // --- guarded by FdCache's mutex ---
   bool in_fd_cache = false;
+  size_t cached_fds = 0;
 
   // Serializes copy-up of this node; taken before `mu` (of this node or any other).
   std::mutex copy_mu;

@@ -35,7 +35,7 @@ struct OverlayOptions {
   std::string upperdir;                // empty: read-only union
   std::string workdir;                 // required with upperdir, same filesystem
   bool fsync = true;                   // fsync copy-ups before they become visible (false: `volatile`)
-  size_t fd_cache_nodes = 2048;        // directory nodes that may keep O_PATH fds open
+  size_t fd_cache_fds = 1024;          // O_PATH directory fds kept open at most (a cache, see fd_cache.h)
 };
 
 // Who is asking: ownership for new objects.
@@ -179,8 +179,8 @@ class Overlay {
     struct stat st {};
   };
 
-  Overlay(std::unique_ptr<Node> root, size_t fd_cache_nodes)
-      : table_(std::move(root)), fd_cache_(&table_, fd_cache_nodes) {}
+  Overlay(std::unique_ptr<Node> root, size_t fd_cache_fds)
+      : table_(std::move(root)), fd_cache_(&table_, fd_cache_fds) {}
 
   // Directory fd of `dir` in the layer at position `idx` of dir->layers.
   Result<SharedFd> dir_fd_at(Node* dir, size_t idx);
@@ -207,6 +207,9 @@ class Overlay {
   Result<std::vector<DirEntry>> merged_entries(Node* dir, bool stop_at_first);
   std::string tmp_name();
   Status make_whiteout(int dirfd, const std::string& name);
+  // A whiteout device at (dirfd, name): a new link of the shared one in the work dir (mknod if that fails).
+  Status link_whiteout(int dirfd, const char* name);
+  static constexpr const char* kSharedWhiteout = "whiteout";
   Status clear_whiteouts(int dirfd);
   Status remove_tree_in_work(const std::string& name);
   Status copy_up_one(Node* n, bool with_data);
@@ -227,6 +230,7 @@ class Overlay {
   const char* nlink_xattr_ = "trusted.strata.nlink";
   std::atomic<uint64_t> tmp_seq_{0};
   bool can_mknod_whiteout_ = true;
+  std::mutex whiteout_mu_;  // replacing the shared whiteout when it reaches the link limit
   const char* opaque_xattr_ = "trusted.overlay.opaque";  // user.overlay.opaque when unprivileged
   NodeTable table_;
   FdCache fd_cache_;
