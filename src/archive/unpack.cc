@@ -54,6 +54,7 @@ struct Source {
   const ReadFn* read;
   std::vector<char> buf;
   bool eof = false;
+  int error = 0;  // errno of a failed read: the cause of whatever libarchive reports next
 };
 
 // Returns bytes read, 0 at the end, -1 with errno set.
@@ -86,6 +87,7 @@ la_ssize_t read_cb(struct archive* a, void* data, const void** out) {
   ssize_t n = pull(s);
   if (n < 0) {
     int err = errno;
+    s->error = err;
     char buf[128];
     archive_set_error(a, err, "reading the layer stream: %s", strerror_r(err, buf, sizeof buf));
     return -1;
@@ -94,10 +96,10 @@ la_ssize_t read_cb(struct archive* a, void* data, const void** out) {
   return n;
 }
 
-Error archive_failure(struct archive* a, const std::string& what) {
-  int err = archive_errno(a);
-  // libarchive reports bad input as EILSEQ (its private ARCHIVE_ERRNO_FILE_FORMAT) or -1 (ARCHIVE_ERRNO_MISC).
-  if (err <= 0 || err == EILSEQ) err = EBADMSG;
+// libarchive's own errno values say little (bad input comes as EILSEQ, EINVAL or -1): a failed read of the
+// source keeps its errno, memory is ENOMEM, everything else is bad input, EBADMSG.
+Error archive_failure(struct archive* a, const Source& src, const std::string& what) {
+  int err = src.error ? src.error : archive_errno(a) == ENOMEM ? ENOMEM : EBADMSG;
   const char* msg = archive_error_string(a);
   return make_error(err, "unpack", what + ": " + (msg ? msg : "libarchive failed"));
 }
@@ -175,7 +177,8 @@ Result<Entry> convert(struct archive_entry* ae) {
   return e;
 }
 
-Status write_data(struct archive* a, LayerWriter* w, const Entry& e, int fd, UnpackStats* stats) {
+Status write_data(struct archive* a, const Source& src, LayerWriter* w, const Entry& e, int fd,
+                  UnpackStats* stats) {
   off_t end = 0;
   while (true) {
     const void* buf;
@@ -183,7 +186,9 @@ Status write_data(struct archive* a, LayerWriter* w, const Entry& e, int fd, Unp
     la_int64_t offset;
     int r = archive_read_data_block(a, &buf, &size, &offset);
     if (r == ARCHIVE_EOF) break;
-    if (r < ARCHIVE_WARN) return archive_failure(a, "reading the data of " + quote_name(e.name));
+    // Not `r < ARCHIVE_WARN`: ARCHIVE_RETRY (-10) sorts above ARCHIVE_WARN (-20).
+    if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
+      return archive_failure(a, src, "reading the data of " + quote_name(e.name));
     if (r == ARCHIVE_WARN) {
       const char* msg = archive_error_string(a);
       w->warn(quote_name(e.name) + ": " + (msg ? msg : "libarchive warning"));
@@ -215,11 +220,11 @@ Result<UnpackStats> unpack(const ReadFn& read, int dest_dirfd, const UnpackOptio
       archive_read_support_filter_zstd(a.get()) < ARCHIVE_WARN ||
       archive_read_support_format_tar(a.get()) < ARCHIVE_WARN ||
       archive_read_support_format_empty(a.get()) < ARCHIVE_WARN)
-    return archive_failure(a.get(), "setting up libarchive");
+    return archive_failure(a.get(), Source{}, "setting up libarchive");
 
   Source src{&read, std::vector<char>(kReadBlock)};
   if (archive_read_open(a.get(), &src, nullptr, read_cb, nullptr) != ARCHIVE_OK)
-    return archive_failure(a.get(), "opening the layer stream");
+    return archive_failure(a.get(), src, "opening the layer stream");
 
   UnpackStats stats;
   LayerWriter writer(dest_dirfd, options, &stats);
@@ -228,8 +233,10 @@ Result<UnpackStats> unpack(const ReadFn& read, int dest_dirfd, const UnpackOptio
     struct archive_entry* ae = nullptr;
     int r = archive_read_next_header(a.get(), &ae);
     if (r == ARCHIVE_EOF) break;
-    // ARCHIVE_RETRY is a damaged header libarchive could skip past; untrusted input gets no second guess.
-    if (r < ARCHIVE_WARN) return archive_failure(a.get(), "reading the entry after " + quote_name(last));
+    // ARCHIVE_RETRY (which sorts above ARCHIVE_WARN) is a damaged header libarchive could skip past, looking
+    // for the next one; untrusted input gets no second guess.
+    if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
+      return archive_failure(a.get(), src, "reading the entry after " + quote_name(last));
     stats.entries++;
     auto e = convert(ae);
     if (!e) return e.take_error();
@@ -239,7 +246,7 @@ Result<UnpackStats> unpack(const ReadFn& read, int dest_dirfd, const UnpackOptio
     }
     auto fd = writer.begin(*e);
     if (!fd) return fd.take_error();
-    if (fd->valid()) STRATA_TRY(write_data(a.get(), &writer, *e, fd->get(), &stats));
+    if (fd->valid()) STRATA_TRY(write_data(a.get(), src, &writer, *e, fd->get(), &stats));
     last = e->name;
   }
   STRATA_TRY(writer.finish());

@@ -54,7 +54,7 @@ void do_readdir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_in
         st.st_ino = de.ino;
         st.st_mode = static_cast<mode_t>(DTTOIF(de.type));
         if (plus) {
-          auto r = d->ov->lookup(dir, de.name);
+          auto r = d->ov->lookup_listed(dl, static_cast<size_t>(i - 2));
           if (r) e = std::move(*r);  // gone since opendir: list it without attributes
         }
       }

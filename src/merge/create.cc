@@ -126,6 +126,7 @@ Result<Entry> Overlay::create_object(Node* parent, const std::string& name, mode
   }
   // A node left from an earlier object of this name (removed behind the kernel's back) must not be reused.
   table_.detach_child(parent, name).reset();
+  parent->dir_gen.fetch_add(1, std::memory_order_release);
   return make_entry(parent, name, std::move(p));
 }
 
@@ -213,6 +214,7 @@ Result<Entry> Overlay::link(Node* n, Node* newparent, const std::string& newname
   if (!st) return st.take_error();
   // One inode, one node: the new name joins the node (the kernel expects link to answer the same inode).
   table_.detach_child(newparent, newname).reset();
+  newparent->dir_gen.fetch_add(1, std::memory_order_release);
   if (!table_.add_alias(n, newparent, newname)) return make_error(EEXIST, "link", newname);
   table_.add_key(n, LinkKey{0, st->st_dev, st->st_ino});
   auto cur = getattr(n);

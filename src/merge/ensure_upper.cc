@@ -62,6 +62,8 @@ Status Overlay::copy_up_one(Node* n, bool with_data) {
     n->nlink_delta = static_cast<int>(st->st_nlink) - 2;
     if (ust) table_.add_key(n, LinkKey{0, ust->st_dev, ust->st_ino});
   }
+  // The name now lives in another layer: listings of the parent taken before are stale.
+  parent->dir_gen.fetch_add(1, std::memory_order_release);
   if (n->is_dir()) {
     auto fd = sys::open_at((*dst)->get(), place.name.c_str(), O_PATH | O_DIRECTORY);
     std::lock_guard dl(n->mu);

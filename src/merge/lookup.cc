@@ -227,7 +227,7 @@ Result<std::vector<DirEntry>> Overlay::merged_entries(Node* dir, bool stop_at_fi
       struct stat fake {};
       fake.st_ino = e.ino;
       if (!last) seen.insert(e.name);
-      out.push_back(DirEntry{std::move(e.name), map_ino(L, fake), e.type});
+      out.push_back(DirEntry{std::move(e.name), map_ino(L, fake), e.type, L});
       if (stop_at_first) return out;
     }
     for (auto& w : layer_whiteouts) hidden.insert(std::move(w));
@@ -237,9 +237,11 @@ Result<std::vector<DirEntry>> Overlay::merged_entries(Node* dir, bool stop_at_fi
 
 Result<std::unique_ptr<DirList>> Overlay::opendir(Node* n) {
   if (!n->is_dir()) return make_error(ENOTDIR, "opendir");
+  uint64_t gen = n->dir_gen.load(std::memory_order_acquire);
   auto ents = merged_entries(n, false);
   if (!ents) return ents.take_error();
   auto d = std::make_unique<DirList>();
+  d->gen = gen;
   d->node = table_.ref(n);
   d->entries = std::move(*ents);
   // d_ino must match st_ino: names the kernel already knows report their node's number (it may be the
@@ -249,11 +251,36 @@ Result<std::unique_ptr<DirList>> Overlay::opendir(Node* n) {
 }
 
 Status Overlay::refresh(DirList* d) {
+  uint64_t gen = d->node->dir_gen.load(std::memory_order_acquire);
   auto ents = merged_entries(d->node.get(), false);
   if (!ents) return ents.take_error();
+  d->gen = gen;
   d->entries = std::move(*ents);
   table_.fix_inos(d->node.get(), d->entries);
   return {};
+}
+
+Result<Entry> Overlay::lookup_listed(DirList* d, size_t i) {
+  Node* dir = d->node.get();
+  const DirEntry& de = d->entries[i];
+  if (de.type == DT_DIR || dir->dir_gen.load(std::memory_order_acquire) != d->gen)
+    return lookup(dir, de.name);
+  if (NodeRef c = table_.find_child(dir, de.name)) {
+    auto st = getattr(c.get());
+    if (!st) return st.take_error();
+    return Entry{std::move(c), *st};
+  }
+  // The listing says which layer holds the name and that nothing above hides it.
+  auto fd = dir_fd_layer(dir, de.layer);
+  if (!fd) return fd.take_error();
+  auto st = sys::stat_at((*fd)->get(), de.name.c_str());
+  if (!st) return st.take_error();
+  if (S_ISDIR(st->st_mode)) return lookup(dir, de.name);
+  Probe p;
+  p.found = true;
+  p.layer = de.layer;
+  p.st = *st;
+  return make_entry(dir, de.name, std::move(p));
 }
 
 }  // namespace strata::merge

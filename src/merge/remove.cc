@@ -88,6 +88,7 @@ Status Overlay::unlink(Node* parent, const std::string& name) {
     STRATA_TRY(make_whiteout((*ufd_r)->get(), name));
     if (indexed) adjust_nlink(n, -1);  // a name went, no link of the copy did
   }
+  parent->dir_gen.fetch_add(1, std::memory_order_release);
   table_.detach_child(parent, name).reset();
   return {};
 }
@@ -135,6 +136,7 @@ Status Overlay::rmdir(Node* parent, const std::string& name) {
     if (!ufd_r) return ufd_r.take_error();
     STRATA_TRY(make_whiteout((*ufd_r)->get(), name));
   }
+  parent->dir_gen.fetch_add(1, std::memory_order_release);
   table_.detach_child(parent, name).reset();
   return {};
 }

@@ -92,6 +92,8 @@ Status Overlay::rename(Node* p1, const std::string& n1, Node* p2, const std::str
     STRATA_TRY(mark_opaque(src, ufd1, n1, p2));
     STRATA_TRY(mark_opaque(tgt, ufd2, n2, p1));
     STRATA_TRY(sys::rename_at(ufd1, n1.c_str(), ufd2, n2.c_str(), RENAME_EXCHANGE));
+    p1->dir_gen.fetch_add(1, std::memory_order_release);
+    p2->dir_gen.fetch_add(1, std::memory_order_release);
     table_.exchange_children(p1, n1, p2, n2);
     return {};
   }
@@ -146,6 +148,8 @@ Status Overlay::rename(Node* p1, const std::string& n1, Node* p2, const std::str
   if (cleanup_whiteout) (void)sys::unlink_at(ufd1, n1.c_str(), 0);  // a stray whiteout hides nothing
   if (need_manual_whiteout) STRATA_TRY(make_whiteout(ufd1, n1));
   if (us->kind == UpperState::kWhiteoutFile) STRATA_TRY(sys::unlink_at(ufd2, wo::whiteout_name(n2).c_str(), 0));
+  p1->dir_gen.fetch_add(1, std::memory_order_release);
+  p2->dir_gen.fetch_add(1, std::memory_order_release);
   table_.move_child(p1, n1, p2, n2).reset();
   return {};
 }

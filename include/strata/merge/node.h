@@ -79,7 +79,9 @@ class Node {
   uint64_t nlookup = 0;
   bool unlinked = false;
   std::atomic<int> refs{0};
-  std::atomic<int> open_files{0};  // File handles on this node (a removed node then keeps its object pinned)
+  std::atomic<int> open_files{0};
+  // Directories: bumped after every change of the names in it (listings taken before are then stale).
+  std::atomic<uint64_t> dir_gen{0};  // File handles on this node (a removed node then keeps its object pinned)
   std::atomic<bool> cache_referenced{false};
 
   // --- guarded by FdCache's mutex ---

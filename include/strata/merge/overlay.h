@@ -92,6 +92,7 @@ struct DirEntry {
   std::string name;
   ino_t ino;
   unsigned char type;  // DT_*
+  int layer;           // the top layer holding the name
 };
 
 // A snapshot of a merged directory, taken at opendir: stable order and offsets for the life of the handle.
@@ -99,6 +100,7 @@ struct DirList {
   NodeRef node;
   std::vector<DirEntry> entries;  // without "." and ".."
   bool fresh = true;              // taken and not yet read: a read from offset 0 need not refresh it
+  uint64_t gen = 0;               // node->dir_gen when taken
 };
 
 class Overlay {
@@ -132,6 +134,9 @@ class Overlay {
   Result<std::unique_ptr<DirList>> opendir(Node* n);
   // rewinddir: take the listing again so it shows changes made since (POSIX, and what overlayfs does).
   Status refresh(DirList* d);
+  // readdirplus: the entry `i` of a listing, looked up. When the directory has not changed since the listing
+  // was taken, a non-directory is built from the listing (one stat) instead of a lookup across layers.
+  Result<Entry> lookup_listed(DirList* d, size_t i);
   Status fsyncdir(Node* n, bool datasync);
 
   // Extended attributes (private ones hidden). Sizes follow getxattr(2): size 0 asks for the length.
