@@ -34,6 +34,12 @@ inline void reply_error(fuse_req_t req, const Error& e) {
   fuse_reply_err(req, to_errno(e));
 }
 
+// Answer a request whose only result is success or an errno.
+inline void reply_status(fuse_req_t req, const Status& r) {
+  if (!r) return reply_error(req, r.error());
+  fuse_reply_err(req, 0);
+}
+
 // Fill an entry reply for a looked-up node; the kernel's lookup count is taken before the reply goes out and
 // given back if the reply does not arrive.
 void reply_entry(fuse_req_t req, merge::Entry& e);

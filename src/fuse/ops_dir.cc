@@ -104,7 +104,7 @@ void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info*) {
   guarded(req, "fsyncdir", [&] {
     auto r = daemon_of(req)->ov->fsyncdir(node_of(req, ino), datasync != 0);
-    fuse_reply_err(req, r ? 0 : to_errno(r.error()));
+    reply_status(req, r);
   });
 }
 

@@ -160,14 +160,14 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* n
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   guarded(req, "unlink", [&] {
     auto r = daemon_of(req)->ov->unlink(node_of(req, parent), name);
-    fuse_reply_err(req, r ? 0 : to_errno(r.error()));
+    reply_status(req, r);
   });
 }
 
 void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   guarded(req, "rmdir", [&] {
     auto r = daemon_of(req)->ov->rmdir(node_of(req, parent), name);
-    fuse_reply_err(req, r ? 0 : to_errno(r.error()));
+    reply_status(req, r);
   });
 }
 
@@ -175,7 +175,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
                unsigned int flags) {
   guarded(req, "rename", [&] {
     auto r = daemon_of(req)->ov->rename(node_of(req, parent), name, node_of(req, newparent), newname, flags);
-    fuse_reply_err(req, r ? 0 : to_errno(r.error()));
+    reply_status(req, r);
   });
 }
 

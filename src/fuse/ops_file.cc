@@ -96,14 +96,14 @@ void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 void op_fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
   guarded(req, "fsync", [&] {
     auto r = sys::fsync_fd(file_of(fi)->fd(), datasync != 0);
-    fuse_reply_err(req, r ? 0 : to_errno(r.error()));
+    reply_status(req, r);
   });
 }
 
 void op_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t off, off_t len, fuse_file_info* fi) {
   guarded(req, "fallocate", [&] {
     auto r = sys::fallocate_fd(file_of(fi)->fd(), mode, off, len);
-    fuse_reply_err(req, r ? 0 : to_errno(r.error()));
+    reply_status(req, r);
   });
 }
 

@@ -30,14 +30,14 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
   guarded(req, "setxattr", [&] {
     auto r = daemon_of(req)->ov->setxattr(node_of(req, ino), name, std::string_view(value, size), flags);
-    fuse_reply_err(req, r ? 0 : to_errno(r.error()));
+    reply_status(req, r);
   });
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   guarded(req, "removexattr", [&] {
     auto r = daemon_of(req)->ov->removexattr(node_of(req, ino), name);
-    fuse_reply_err(req, r ? 0 : to_errno(r.error()));
+    reply_status(req, r);
   });
 }
 
