@@ -15,14 +15,19 @@
 namespace strata::archive {
 namespace {
 
-// aufs kept its own bookkeeping under `.wh..wh.` names (.wh..wh.plnk/, .wh..wh.aufs); old Docker layers carry
-// them. They describe no file of the image: containerd skips them too.
+// aufs kept its own bookkeeping under `.wh..wh.` names (.wh..wh.plnk/, .wh..wh.aufs); old Docker
+// layers carry them. They describe no file of the image: containerd skips them too.
 constexpr std::string_view kAufsMetaPrefix = ".wh..wh.";
 
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+bool starts_with(std::string_view s, std::string_view p) {
+  return s.substr(0, p.size()) == p;
+}
 
-// Errors the kernel gives for "you may not" or "this file system cannot": an xattr we can live without.
-bool refused(int err) { return err == EPERM || err == ENOTSUP || err == EOPNOTSUPP; }
+// Errors the kernel gives for "you may not" or "this file system cannot": an xattr we can live
+// without.
+bool refused(int err) {
+  return err == EPERM || err == ENOTSUP || err == EOPNOTSUPP;
+}
 
 std::string child_path(const std::string& dir, std::string_view name) {
   std::string p = dir;
@@ -44,10 +49,30 @@ Error fail(const Entry& e, const Error& cause) {
 // utimensat times for a meta; false when the archive gave none.
 bool times_of(const EntryMeta& m, struct timespec ts[2]) {
   if (!m.has_mtime && !m.has_atime) return false;
-  const struct timespec omit{0, UTIME_OMIT};
+  const struct timespec omit { 0, UTIME_OMIT };
   ts[1] = m.has_mtime ? m.mtime : omit;
   ts[0] = m.has_atime ? m.atime : ts[1];
   return true;
+}
+
+// sys::open_beneath for relative paths of any length: one call takes at most PATH_MAX bytes, so a
+// longer path is opened some components at a time, each step beneath the last and never following a
+// symlink.
+Result<UniqueFd> open_beneath_any(int root, std::string_view path, int flags) {
+  constexpr size_t kStep = 2048;
+  UniqueFd cur;
+  int at = root;
+  while (path.size() > kStep) {
+    size_t cut = path.rfind('/', kStep);
+    if (cut == std::string_view::npos || cut == 0)
+      return make_error(ENAMETOOLONG, "open beneath", std::string(path));
+    auto d = sys::open_beneath(at, path.substr(0, cut), O_PATH | O_DIRECTORY);
+    if (!d) return d.take_error();
+    cur = std::move(*d);
+    at = cur.get();
+    path.remove_prefix(cut + 1);
+  }
+  return sys::open_beneath(at, path, flags);
 }
 
 }  // namespace
@@ -98,7 +123,8 @@ Result<int> LayerWriter::parent_dir(const Entry& e, const EntryPath& p, Walk wal
         if (!st) return fail(e, st.error());
         if (walk == Walk::kCreate && whiteout::is_whiteout_device(*st)) {
           // `.wh.d` then `d/x`: d exists in this layer after all, and hides the lower d.
-          STRATA_TRY(sys::unlink_at(at, name.c_str(), 0));
+          auto u = sys::unlink_at(at, name.c_str(), 0);
+          if (!u) return fail(e, u.error());
           STRATA_TRY(make_dir(e, at, dir, name, 0755));
           auto dfd = sys::open_at(at, name.c_str(), O_PATH | O_DIRECTORY);
           if (!dfd) return fail(e, dfd.error());
@@ -119,8 +145,8 @@ Result<int> LayerWriter::parent_dir(const Entry& e, const EntryPath& p, Walk wal
   return n == 0 ? root_ : chain_[n - 1].fd.get();
 }
 
-Status LayerWriter::make_dir(const Entry& e, int at, const std::string& dir, const std::string& name,
-                             mode_t mode) {
+Status LayerWriter::make_dir(const Entry& e, int at, const std::string& dir,
+                             const std::string& name, mode_t mode) {
   auto r = sys::mkdir_at(at, name.c_str(), mode);
   if (!r) return fail(e, r.error());
   auto dfd = sys::open_at(at, name.c_str(), O_PATH | O_DIRECTORY);
@@ -130,7 +156,8 @@ Status LayerWriter::make_dir(const Entry& e, int at, const std::string& dir, con
   if (!c) return fail(e, c.error());
   const std::string whf = child_path(dir, whiteout::whiteout_name(name));
   if (whiteout_files_.erase(whf) == 0) return {};
-  // The `.wh.NAME` file form of a whiteout of this layer: the directory replaces it and hides the lower one.
+  // The `.wh.NAME` file form of a whiteout of this layer: the directory replaces it and hides the
+  // lower one.
   auto u = sys::unlink_at(at, whiteout::whiteout_name(name).c_str(), 0);
   if (!u) return fail(e, u.error());
   return set_opaque(e, dfd->get());
@@ -149,8 +176,9 @@ void LayerWriter::drop_fixups_below(const std::string& path) {
   }
 }
 
-Status LayerWriter::clear_slot(const Entry& e, int at, const std::string& dir, const std::string& name,
-                               bool new_is_dir, bool* existing_dir, bool* was_whiteout) {
+Status LayerWriter::clear_slot(const Entry& e, int at, const std::string& dir,
+                               const std::string& name, bool new_is_dir, bool* existing_dir,
+                               bool* was_whiteout) {
   *existing_dir = false;
   *was_whiteout = false;
   const std::string path = child_path(dir, name);
@@ -186,29 +214,35 @@ Status LayerWriter::set_opaque(const Entry& e, int dirfd) {
   if (trusted_opaque_) {
     auto r = sys::set_xattr(dirfd, "", whiteout::kTrustedOpaque, "y", 0);
     if (r) return {};
-    if (r.error().err != EPERM || opt_.privilege == Privilege::kPrivileged) return fail(e, r.error());
-    // Root in a user namespace: trusted.* is refused; the rootless form is what a mount there can use.
+    if (r.error().err != EPERM || opt_.privilege == Privilege::kPrivileged)
+      return fail(e, r.error());
+    // Root in a user namespace: trusted.* is refused; the rootless form is what a mount there can
+    // use.
     trusted_opaque_ = false;
     userxattr_ = true;
-    warn(quote_name(e.name) + ": trusted.* xattrs refused, opaque directories marked with user.overlay.opaque");
+    warn(quote_name(e.name) +
+         ": trusted.* xattrs refused, opaque directories marked with user.overlay.opaque");
   }
   auto r = sys::set_xattr(dirfd, "", whiteout::kUserOpaque, "y", 0);
   if (r) return {};
   if (!refused(r.error().err)) return fail(e, r.error());
   // No xattrs at all here: the marker file, which every reader of the overlay format understands.
-  auto fd = sys::open_at(dirfd, std::string(whiteout::kOpaqueMarker).c_str(), O_WRONLY | O_CREAT, 0600);
+  auto fd =
+      sys::open_at(dirfd, std::string(whiteout::kOpaqueMarker).c_str(), O_WRONLY | O_CREAT, 0600);
   if (!fd) return fail(e, fd.error());
   return {};
 }
 
-Status LayerWriter::apply_owner(const Entry& e, int dirfd, const char* name, bool user_xattrs_allowed) {
+Status LayerWriter::apply_owner(const Entry& e, int dirfd, const char* name,
+                                bool user_xattrs_allowed) {
   if (privileged_ && chown_) {
     auto r = sys::chown_at(dirfd, name, e.meta.uid, e.meta.gid);
     if (r) return {};
     const int err = r.error().err;
     if (opt_.privilege == Privilege::kPrivileged || (err != EPERM && err != EINVAL))
       return fail(e, r.error());
-    // EPERM: no CAP_CHOWN, stop trying. EINVAL: this id has no mapping in our user namespace; others may.
+    // EPERM: no CAP_CHOWN, stop trying. EINVAL: this id has no mapping in our user namespace;
+    // others may.
     if (err == EPERM) chown_ = false;
   }
   // The kernel allows user.* xattrs on regular files and directories only.
@@ -221,8 +255,9 @@ Status LayerWriter::apply_owner(const Entry& e, int dirfd, const char* name, boo
 
 Status LayerWriter::apply_xattrs(const Entry& e, int dirfd, const char* name) {
   for (const auto& [xname, value] : e.meta.xattrs) {
-    // Overlay's own names are stored escaped (as Linux 6.7 does), so that a layer cannot plant a redirect,
-    // metacopy or whiteout marker the union would obey; strata's private names are not the layer's to set.
+    // Overlay's own names are stored escaped (as Linux 6.7 does), so that a layer cannot plant a
+    // redirect, metacopy or whiteout marker the union would obey; strata's private names are not
+    // the layer's to set.
     auto stored = whiteout::escape_xattr(xname, userxattr_);
     if (!stored) {
       warn(quote_name(e.name) + ": xattr " + quote_name(xname) + " dropped (private to strata)");
@@ -286,7 +321,8 @@ Status LayerWriter::add_root(const Entry& e) {
   if (e.type != EntryType::kDirectory) return fail(e, EINVAL, "the root entry is not a directory");
   STRATA_TRY(apply_owner(e, root_, "", true));
   STRATA_TRY(apply_xattrs(e, root_, ""));
-  fixups_[""] = DirFixup{e.meta.perm, e.meta.has_mtime, e.meta.has_atime, e.meta.mtime, e.meta.atime};
+  fixups_[""] =
+      DirFixup{e.meta.perm, e.meta.has_mtime, e.meta.has_atime, e.meta.mtime, e.meta.atime};
   return {};
 }
 
@@ -302,7 +338,8 @@ Status LayerWriter::add_whiteout(const Entry& e, const EntryPath& p, const std::
   const std::string dir = p.prefix(p.parts.size() - 1);
   auto st = sys::stat_at(*parent, hidden.c_str());
   if (st) {
-    // This layer has its own `hidden`: it stays. A directory must then hide the lower one's contents.
+    // This layer has its own `hidden`: it stays. A directory must then hide the lower one's
+    // contents.
     if (!S_ISDIR(st->st_mode)) return {};
     auto dfd = sys::open_at(*parent, hidden.c_str(), O_PATH | O_DIRECTORY);
     if (!dfd) return fail(e, dfd.error());
@@ -429,13 +466,13 @@ Status LayerWriter::add_hardlink(const Entry& e, const EntryPath& p) {
   const EntryPath& target = *target_r;
   if (target.is_root()) return fail(e, EINVAL, "hard link to the root directory");
   const std::string& tname = target.last();
-  // The target's directory, reached without following anything (openat2 RESOLVE_NO_SYMLINKS or an O_NOFOLLOW
-  // walk), independently of the parent chain cached for new entries.
+  // The target's directory, reached without following anything (openat2 RESOLVE_NO_SYMLINKS or an
+  // O_NOFOLLOW walk), independently of the parent chain cached for new entries.
   UniqueFd tdir_fd;
   int tdir = root_;
   bool missing = whiteout::is_reserved_name(tname);  // a whiteout or marker is not an entry
   if (!missing && target.parts.size() > 1) {
-    auto d = sys::open_beneath(root_, target.prefix(target.parts.size() - 1), O_PATH | O_DIRECTORY);
+    auto d = open_beneath_any(root_, target.prefix(target.parts.size() - 1), O_PATH | O_DIRECTORY);
     if (d) {
       tdir_fd = std::move(*d);
       tdir = tdir_fd.get();
@@ -479,7 +516,8 @@ Status LayerWriter::finish_file(int fd, const Entry& e, off_t data_end) {
     auto r = sys::truncate_fd(fd, e.size);
     if (!r) return fail(e, r.error());
   }
-  // Owner, then mode (chown drops set-id bits), then xattrs (chown drops security.capability), then times.
+  // Owner, then mode (chown drops set-id bits), then xattrs (chown drops security.capability), then
+  // times.
   STRATA_TRY(apply_owner(e, fd, "", true));
   auto c = sys::chmod_at(fd, "", e.meta.perm);
   if (!c) return fail(e, c.error());
@@ -503,7 +541,7 @@ Status LayerWriter::finish() {
     UniqueFd dir_fd;
     int fd = root_;
     if (!path.empty()) {
-      auto d = sys::open_beneath(root_, path, O_RDONLY | O_DIRECTORY);
+      auto d = open_beneath_any(root_, path, O_RDONLY | O_DIRECTORY);
       if (!d) return fail(named, d.error());
       dir_fd = std::move(*d);
       fd = dir_fd.get();

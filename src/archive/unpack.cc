@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The libarchive half of unpack_layer(): decode entries and stream data; layer_writer.cc does the file system.
+// The libarchive half of unpack_layer(): decode entries and stream data; layer_writer.cc does the
+// file system.
 #include "strata/archive/unpack.h"
 
 #include <archive.h>
@@ -12,6 +13,8 @@
 #include <cerrno>
 #include <memory>
 #include <new>
+#include <string>
+#include <vector>
 
 #include "strata/archive/layer_writer.h"
 #include "strata/sys/fs.h"
@@ -23,9 +26,10 @@ namespace {
 constexpr size_t kReadBlock = 128 * 1024;
 constexpr int64_t kMaxId = 0xfffffffeLL;  // (uid_t)-1 means "leave unchanged" to chown
 
-// libarchive converts PAX names (UTF-8 by definition) to the current locale's charset; in the C locale every
-// non-ASCII name costs a warning (its bytes are kept). With C.UTF-8 the conversion is the identity. uselocale
-// is per thread, so only the unpacking thread sees it, and only for this call.
+// libarchive converts PAX names (UTF-8 by definition) to the current locale's charset; in the C
+// locale every non-ASCII name costs a warning (its bytes are kept). With C.UTF-8 the conversion is
+// the identity. uselocale is per thread, so only the unpacking thread sees it, and only for this
+// call.
 class Utf8Locale {
  public:
   Utf8Locale() {
@@ -46,7 +50,8 @@ class Utf8Locale {
 };
 
 struct ArchiveFree {
-  void operator()(struct archive* a) const { (void)archive_read_free(a); }  // nothing left to report
+  // Freeing closes the stream: nothing is left to report by then.
+  void operator()(struct archive* a) const { (void)archive_read_free(a); }
 };
 using ArchivePtr = std::unique_ptr<struct archive, ArchiveFree>;
 
@@ -96,8 +101,8 @@ la_ssize_t read_cb(struct archive* a, void* data, const void** out) {
   return n;
 }
 
-// libarchive's own errno values say little (bad input comes as EILSEQ, EINVAL or -1): a failed read of the
-// source keeps its errno, memory is ENOMEM, everything else is bad input, EBADMSG.
+// libarchive's own errno values say little (bad input comes as EILSEQ, EINVAL or -1): a failed read
+// of the source keeps its errno, memory is ENOMEM, everything else is bad input, EBADMSG.
 Error archive_failure(struct archive* a, const Source& src, const std::string& what) {
   int err = src.error ? src.error : archive_errno(a) == ENOMEM ? ENOMEM : EBADMSG;
   const char* msg = archive_error_string(a);
@@ -108,11 +113,14 @@ Error bad_entry(const std::string& name, const std::string& why) {
   return make_error(EBADMSG, "unpack", quote_name(name) + ": " + why);
 }
 
-bool nsec_ok(long ns) { return ns >= 0 && ns <= 999999999L; }
+bool nsec_ok(long ns) {
+  return ns >= 0 && ns <= 999999999L;
+}
 
-// A PAX time "-100.25" is 100.25 s before the epoch (POSIX, and what Go and GNU tar write), but libarchive
-// (3.6 and later alike) parses it as seconds -100 plus 0.25 s. Only PAX times carry fractions, so a negative
-// time with nanoseconds is always that case. ("-0.25" reaches us as +0.25: its sign is lost before we see it.)
+// A PAX time "-100.25" is 100.25 s before the epoch (POSIX, and what Go and GNU tar write), but
+// libarchive (3.6 and later alike) parses it as seconds -100 plus 0.25 s. Only PAX times carry
+// fractions, so a negative time with nanoseconds is always that case. ("-0.25" reaches us as +0.25:
+// its sign is lost before we see it.)
 struct timespec time_of(int64_t sec, long nsec) {
   if (sec < 0 && nsec > 0) return {static_cast<time_t>(sec - 1), 1000000000L - nsec};
   return {static_cast<time_t>(sec), nsec};
@@ -128,12 +136,24 @@ Result<Entry> convert(struct archive_entry* ae) {
     e.link = hl;
   } else {
     switch (archive_entry_filetype(ae)) {
-      case AE_IFREG: e.type = EntryType::kFile; break;
-      case AE_IFDIR: e.type = EntryType::kDirectory; break;
-      case AE_IFIFO: e.type = EntryType::kFifo; break;
-      case AE_IFCHR: e.type = EntryType::kCharDevice; break;
-      case AE_IFBLK: e.type = EntryType::kBlockDevice; break;
-      case AE_IFSOCK: e.type = EntryType::kSocket; break;
+      case AE_IFREG:
+        e.type = EntryType::kFile;
+        break;
+      case AE_IFDIR:
+        e.type = EntryType::kDirectory;
+        break;
+      case AE_IFIFO:
+        e.type = EntryType::kFifo;
+        break;
+      case AE_IFCHR:
+        e.type = EntryType::kCharDevice;
+        break;
+      case AE_IFBLK:
+        e.type = EntryType::kBlockDevice;
+        break;
+      case AE_IFSOCK:
+        e.type = EntryType::kSocket;
+        break;
       case AE_IFLNK: {
         e.type = EntryType::kSymlink;
         const char* t = archive_entry_symlink(ae);
@@ -153,7 +173,8 @@ Result<Entry> convert(struct archive_entry* ae) {
   int64_t uid = archive_entry_uid(ae);
   int64_t gid = archive_entry_gid(ae);
   if (uid < 0 || uid > kMaxId || gid < 0 || gid > kMaxId)
-    return bad_entry(e.name, "uid/gid out of range (" + std::to_string(uid) + ":" + std::to_string(gid) + ")");
+    return bad_entry(
+        e.name, "uid/gid out of range (" + std::to_string(uid) + ":" + std::to_string(gid) + ")");
   e.meta.uid = static_cast<uid_t>(uid);
   e.meta.gid = static_cast<gid_t>(gid);
   if (archive_entry_mtime_is_set(ae)) {
@@ -172,7 +193,8 @@ Result<Entry> convert(struct archive_entry* ae) {
   size_t xsize;
   while (archive_entry_xattr_next(ae, &xname, &xvalue, &xsize) == ARCHIVE_OK) {
     if (!xname || !*xname) return bad_entry(e.name, "xattr without a name");
-    e.meta.xattrs.emplace_back(xname, xvalue ? std::string(static_cast<const char*>(xvalue), xsize) : "");
+    e.meta.xattrs.emplace_back(xname,
+                               xvalue ? std::string(static_cast<const char*>(xvalue), xsize) : "");
   }
   return e;
 }
@@ -208,8 +230,10 @@ Status write_data(struct archive* a, const Source& src, LayerWriter* w, const En
 
 Result<UnpackStats> unpack(const ReadFn& read, int dest_dirfd, const UnpackOptions& options) {
   auto existing = sys::read_dir(dest_dirfd);
-  if (!existing) return make_error(existing.error().err, "unpack", "destination: " + existing.error().op);
-  if (!existing->empty()) return make_error(ENOTEMPTY, "unpack", "the destination directory is not empty");
+  if (!existing)
+    return make_error(existing.error().err, "unpack", "destination: " + existing.error().op);
+  if (!existing->empty())
+    return make_error(ENOTEMPTY, "unpack", "the destination directory is not empty");
 
   Utf8Locale utf8;
   ArchivePtr a(archive_read_new());
@@ -233,8 +257,8 @@ Result<UnpackStats> unpack(const ReadFn& read, int dest_dirfd, const UnpackOptio
     struct archive_entry* ae = nullptr;
     int r = archive_read_next_header(a.get(), &ae);
     if (r == ARCHIVE_EOF) break;
-    // ARCHIVE_RETRY (which sorts above ARCHIVE_WARN) is a damaged header libarchive could skip past, looking
-    // for the next one; untrusted input gets no second guess.
+    // ARCHIVE_RETRY (which sorts above ARCHIVE_WARN) is a damaged header libarchive could skip
+    // past, looking for the next one; untrusted input gets no second guess.
     if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
       return archive_failure(a.get(), src, "reading the entry after " + quote_name(last));
     stats.entries++;

@@ -31,11 +31,11 @@ void do_readdir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_in
     Daemon* d = daemon_of(req);
     merge::DirList* dl = dir_of(fi);
     merge::Node* dir = dl->node.get();
-    if (off == 0 && !dl->fresh) {
+    // Offset 0 is a first read or a rewind: (re)take the listing.
+    if (off == 0 || !dl->loaded) {
       auto r = d->ov->refresh(dl);
       if (!r) return reply_error(req, r.error());
     }
-    dl->fresh = false;
     std::vector<char> buf(size);
     size_t used = 0;
     // Lookup counts taken for entries that made it into the buffer; returned if the reply fails.

@@ -237,16 +237,10 @@ Result<std::vector<DirEntry>> Overlay::merged_entries(Node* dir, bool stop_at_fi
 
 Result<std::unique_ptr<DirList>> Overlay::opendir(Node* n) {
   if (!n->is_dir()) return make_error(ENOTDIR, "opendir");
-  uint64_t gen = n->dir_gen.load(std::memory_order_acquire);
-  auto ents = merged_entries(n, false);
-  if (!ents) return ents.take_error();
+  // The listing is taken at the first read: the kernel often serves a directory from its own cache and
+  // never reads through this handle.
   auto d = std::make_unique<DirList>();
-  d->gen = gen;
   d->node = table_.ref(n);
-  d->entries = std::move(*ents);
-  // d_ino must match st_ino: names the kernel already knows report their node's number (it may be the
-  // origin's after a copy-up).
-  table_.fix_inos(n, d->entries);
   return d;
 }
 
@@ -256,7 +250,10 @@ Status Overlay::refresh(DirList* d) {
   if (!ents) return ents.take_error();
   d->gen = gen;
   d->entries = std::move(*ents);
+  // d_ino must match st_ino: names the kernel already knows report their node's number (it may be the
+  // origin's after a copy-up).
   table_.fix_inos(d->node.get(), d->entries);
+  d->loaded = true;
   return {};
 }
 

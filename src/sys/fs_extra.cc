@@ -28,8 +28,8 @@ Status pwrite_all(int fd, const void* buf, size_t size, off_t offset) {
       if (errno == EINTR) continue;
       return errno_error("pwrite");
     }
-    // A zero-byte write for a non-zero request would loop forever; the kernel only does it at the file size
-    // limit, which EFBIG reports on the next call anyway.
+    // A zero-byte write for a non-zero request would loop forever; the kernel only does it at the
+    // file size limit, which EFBIG reports on the next call anyway.
     if (n == 0) return make_error(EFBIG, "pwrite");
     p += n;
     size -= static_cast<size_t>(n);
@@ -47,7 +47,8 @@ Status remove_tree_at(int dirfd, const char* name) {
   auto st = stat_at(dirfd, name);
   if (!st) return st.take_error();
   if (!S_ISDIR(st->st_mode)) return unlink_at(dirfd, name, 0);
-  // Iterative depth-first walk: a hostile tree can be deeper than any stack we would want to recurse on.
+  // Iterative depth-first walk: a hostile tree can be deeper than any stack we would want to
+  // recurse on.
   struct Level {
     UniqueFd fd;
     std::vector<Dirent> entries;

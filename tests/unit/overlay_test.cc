@@ -76,6 +76,8 @@ class OverlayTest : public ::testing::Test {
   Names list(Node* dir) {
     auto d = ov->opendir(dir);
     if (!d) throw std::runtime_error("opendir: " + d.error().message());
+    auto r = ov->refresh(d->get());  // the listing is taken at the first read
+    if (!r) throw std::runtime_error("readdir: " + r.error().message());
     Names out;
     for (auto& e : (*d)->entries) out.push_back(e.name);
     std::sort(out.begin(), out.end());
@@ -426,6 +428,7 @@ TEST_F(OverlayTest, CopyUpPreservesMetadata) {
       << "st_ino survives the copy-up";
   auto d = ov->opendir(node("dir"));  // and readdir's d_ino agrees with st_ino
   ASSERT_OK(d);
+  ASSERT_OK(ov->refresh(d->get()));
   for (auto& e : (*d)->entries)
     EXPECT_EQ(e.ino, ov->getattr(node("dir/" + e.name))->st_ino) << e.name;
   EXPECT_EQ(work_entries(), Names{});

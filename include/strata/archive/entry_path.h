@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-// archive/entry_path: an untrusted tar entry name (or hard link target) turned into path components. Pure
-// functions, no I/O.
+// archive/entry_path: an untrusted tar entry name (or hard link target) turned into path
+// components. Pure functions, no I/O.
 //
-// Accepted: relative names; "./" prefixes, repeated and trailing slashes and "." components are dropped; "",
-// "." and "./" name the root (no components). Refused with EINVAL: an absolute name ("/x", "/"), and any ".."
-// component ("../x", "a/../../x", "a/.."), even one that would stay inside: a layer never needs one, and
-// refusing is simpler to reason about than resolving. Components are otherwise kept byte for byte (any byte
-// but '/' and NUL; the kernel enforces NAME_MAX).
+// Accepted: relative names. "./" prefixes, repeated and trailing slashes and "." components are
+// dropped; "", "." and "./" name the root (no components). Components are otherwise kept byte for
+// byte (any byte but '/' and NUL; the kernel enforces NAME_MAX).
+// Refused with EINVAL: an absolute name ("/x", "/") and any ".." component ("../x", "a/../../x",
+// "a/.."), even one that would stay inside: a layer never needs one, and refusing is simpler to
+// reason about than resolving.
 // Errors: Error{EINVAL, "unpack", "'NAME': why"}. Thread-safety: pure.
 #pragma once
 
@@ -30,8 +31,8 @@ struct EntryPath {
 
 Result<EntryPath> parse_entry_path(std::string_view name);
 
-// `name` quoted for messages: between single quotes, bytes outside 0x20..0x7e (and the backslash and quote)
-// as \xHH, cut after 300 bytes with "...".
+// `name` quoted for messages: between single quotes, bytes outside 0x20..0x7e (and the backslash
+// and quote) as \xHH, cut after 300 bytes with "...".
 std::string quote_name(std::string_view name);
 
 }  // namespace strata::archive

@@ -1,15 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
-// archive/layer_writer: the file-system half of unpack_layer(): entries, already decoded from the tar, are
-// created beneath one directory fd in overlay format. No libarchive here, so the rules can be read (and
-// tested) apart from the tar decoding; unpack.h states them, this header only says how to drive the writer.
+// archive/layer_writer: the file-system half of unpack_layer(): entries, already decoded from the
+// tar, are created beneath one directory fd in overlay format. No libarchive here, so the rules can
+// be read (and tested) apart from the decoding; unpack.h states them, this header says how to drive
+// the writer.
 //
-// Lifecycle: construct on an empty directory; for each tar entry in order call begin(); when it returns a valid
-// fd (a regular file), write the entry's data into that fd (pwrite at the archive's offsets, holes left alone)
-// and call finish_file(); after the last entry call finish() once, which applies directory modes and times,
-// children before parents. Any error leaves a partial tree for the caller to remove; stop at the first one.
-// Invariants: nothing is created, modified or followed outside the root fd; a symlink is never traversed
-// (parents are reached one O_NOFOLLOW|O_DIRECTORY component at a time and the open directory fds of the
-// current entry's parent chain are reused by the next entry); everything under the root was written by this
+// Lifecycle: construct on an empty directory. For each tar entry, in order, call begin(); when it
+// returns a valid fd (a regular file), write the entry's data into it (pwrite at the archive's
+// offsets, holes left alone) and call finish_file(). After the last entry call finish() once: it
+// applies directory modes and times, children before parents. Stop at the first error; the partial
+// tree is the caller's to remove.
+// Invariants: nothing is created, modified or followed outside the root fd. A symlink is never
+// traversed: parents are reached one O_NOFOLLOW|O_DIRECTORY component at a time (the fds of the
+// last entry's parent chain are reused by the next). Everything below the root was written by this
 // writer, so "exists on disk" means "exists in this layer".
 // Thread-safety: one writer, one thread. The root fd is borrowed and must outlive the writer.
 #pragma once
@@ -35,7 +37,16 @@ namespace strata::archive {
 // Where the owner of an entry is recorded when it cannot be (or is not to be) applied.
 inline constexpr const char* kOwnerXattr = "user.strata.owner";
 
-enum class EntryType { kFile, kDirectory, kSymlink, kHardlink, kFifo, kCharDevice, kBlockDevice, kSocket };
+enum class EntryType {
+  kFile,
+  kDirectory,
+  kSymlink,
+  kHardlink,
+  kFifo,
+  kCharDevice,
+  kBlockDevice,
+  kSocket
+};
 
 struct EntryMeta {
   mode_t perm = 0;  // already masked with 07777
@@ -63,10 +74,11 @@ class LayerWriter {
   LayerWriter(const LayerWriter&) = delete;
   LayerWriter& operator=(const LayerWriter&) = delete;
 
-  // Apply one entry. For a regular file that is written, returns the open (O_WRONLY, empty) file for the caller
-  // to fill; otherwise an invalid fd (the entry is complete, or skipped).
+  // Apply one entry. For a regular file that is written, returns the open (O_WRONLY, empty) file
+  // for the caller to fill; otherwise an invalid fd (the entry is complete, or skipped).
   Result<UniqueFd> begin(const Entry& e);
-  // The data of `e` is in `fd` up to `data_end`: extend to e.size (holes) and apply owner, mode, xattrs, times.
+  // The data of `e` is in `fd` up to `data_end`: extend to e.size (holes) and apply owner, mode,
+  // xattrs, times.
   Status finish_file(int fd, const Entry& e, off_t data_end);
   // Directory modes and times, deepest first.
   Status finish();
@@ -86,12 +98,19 @@ class LayerWriter {
     struct timespec mtime, atime;
   };
 
+  // The fd of the directory that holds p's last component (borrowed: valid until the next walk).
+  // kCreate makes missing directories and replaces whiteouts of this layer on the way (the
+  // directory then hides the lower one: opaque); kCreateMissing (for whiteouts and opaque markers)
+  // only makes missing ones and fails with ENOTDIR at a non-directory, whited-out names included.
   Result<int> parent_dir(const Entry& e, const EntryPath& p, Walk walk);
-  Status make_dir(const Entry& e, int at, const std::string& path, const std::string& name, mode_t mode);
-  // Clear (at, name) for a new entry of this layer. *existing_dir: a directory is there and stays (the new
-  // entry is one too). *was_whiteout: a whiteout of this layer was removed.
-  Status clear_slot(const Entry& e, int at, const std::string& path, const std::string& name, bool new_is_dir,
-                    bool* existing_dir, bool* was_whiteout);
+  // mkdir (at, name), `dir` being the path of `at`; replaces a `.wh.NAME` file form of a whiteout.
+  Status make_dir(const Entry& e, int at, const std::string& dir, const std::string& name,
+                  mode_t mode);
+  // Clear (at, name) for a new entry of this layer, `dir` being the path of `at`. *existing_dir: a
+  // directory is there and stays (the new entry is one too). *was_whiteout: a whiteout of this
+  // layer was removed.
+  Status clear_slot(const Entry& e, int at, const std::string& dir, const std::string& name,
+                    bool new_is_dir, bool* existing_dir, bool* was_whiteout);
   void drop_fixups_below(const std::string& path);
 
   Status add_root(const Entry& e);

@@ -95,11 +95,12 @@ struct DirEntry {
   int layer;           // the top layer holding the name
 };
 
-// A snapshot of a merged directory, taken at opendir: stable order and offsets for the life of the handle.
+// A snapshot of a merged directory, taken at the first read (and again at each rewind): stable order and
+// offsets until the handle is rewound.
 struct DirList {
   NodeRef node;
   std::vector<DirEntry> entries;  // without "." and ".."
-  bool fresh = true;              // taken and not yet read: a read from offset 0 need not refresh it
+  bool loaded = false;            // entries were taken
   uint64_t gen = 0;               // node->dir_gen when taken
 };
 
@@ -132,7 +133,7 @@ class Overlay {
   Result<std::pair<Entry, std::unique_ptr<File>>> create(Node* parent, const std::string& name, mode_t mode,
                                                          int flags, const Caller& c);
   Result<std::unique_ptr<DirList>> opendir(Node* n);
-  // rewinddir: take the listing again so it shows changes made since (POSIX, and what overlayfs does).
+  // Take the listing (first read; and at rewinddir, so it shows changes made since, as POSIX and overlayfs do).
   Status refresh(DirList* d);
   // readdirplus: the entry `i` of a listing, looked up. When the directory has not changed since the listing
   // was taken, a non-directory is built from the listing (one stat) instead of a lookup across layers.

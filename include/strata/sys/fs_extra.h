@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// sys (continued): fd-relative helpers the layer unpacker needs beyond fs.h. Same rules as fs.h: (dirfd, name)
-// with `name` ONE component, final components never followed, every fd O_CLOEXEC, errors as Result/Status with
-// errno and operation, nothing thrown or logged. Thread-safety: all functions are reentrant.
+// sys (continued): fd-relative helpers the layer unpacker needs beyond fs.h. Same rules as fs.h:
+// (dirfd, name) with `name` ONE component, final components never followed, every fd O_CLOEXEC,
+// errors as Result/Status with errno and operation, nothing thrown or logged.
+// Thread-safety: all functions are reentrant.
 #pragma once
 
 #include <sys/types.h>
@@ -19,9 +20,9 @@ Result<size_t> read_some(int fd, void* buf, size_t size);
 Status pwrite_all(int fd, const void* buf, size_t size, off_t offset);
 // futimens(2): times of the object fd refers to (not O_PATH).
 Status utimens_fd(int fd, const struct timespec ts[2]);
-// Remove (dirfd, name) and, if it is a directory, everything below it. Symlinks are removed, never followed;
-// the walk descends through O_NOFOLLOW|O_DIRECTORY fds only, so it cannot leave the tree it was given.
-// ENOENT when (dirfd, name) does not exist.
+// Remove (dirfd, name) and, if it is a directory, everything below it. Symlinks are removed, never
+// followed; the walk descends through O_NOFOLLOW|O_DIRECTORY fds only, so it cannot leave the tree
+// it was given. ENOENT when (dirfd, name) does not exist.
 Status remove_tree_at(int dirfd, const char* name);
 
 }  // namespace strata::sys
