@@ -3,7 +3,8 @@
 # Install what strata needs to build and test on Debian 12 (run as root; a no-op when all is present).
 set -euo pipefail
 pkgs=(meson ninja-build pkg-config g++ libfuse3-dev fuse3 libgtest-dev libgmock-dev python3 attr
-      fuse-overlayfs kmod libarchive-dev libzstd-dev umoci)
+      fuse-overlayfs kmod libarchive-dev libzstd-dev umoci
+      libssl-dev nlohmann-json3-dev skopeo)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

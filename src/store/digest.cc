@@ -17,7 +17,8 @@ bool Digest::valid_sha256_hex(std::string_view hex) {
 
 Result<Digest> Digest::from_hex(std::string_view hex) {
   if (!valid_sha256_hex(hex))
-    return make_error(EINVAL, "parse digest", "'" + std::string(hex) + "': not 64 lowercase hex digits");
+    return make_error(EINVAL, "parse digest",
+                      "'" + std::string(hex) + "': not 64 lowercase hex digits");
   return Digest{"sha256", std::string(hex)};
 }
 
@@ -27,15 +28,20 @@ Result<Digest> Digest::parse(std::string_view text) {
     return make_error(EINVAL, "parse digest", "'" + std::string(text) + "': no algorithm prefix");
   std::string_view alg = text.substr(0, colon);
   if (alg != "sha256")
-    return make_error(EINVAL, "parse digest",
-                      "'" + std::string(text) + "': unsupported algorithm '" + std::string(alg) + "'");
+    return make_error(
+        EINVAL, "parse digest",
+        "'" + std::string(text) + "': unsupported algorithm '" + std::string(alg) + "'");
   auto d = from_hex(text.substr(colon + 1));
-  if (!d) return make_error(EINVAL, "parse digest", "'" + std::string(text) + "': not sha256:<64 lowercase hex>");
+  if (!d)
+    return make_error(EINVAL, "parse digest",
+                      "'" + std::string(text) + "': not sha256:<64 lowercase hex>");
   return d;
 }
 
 namespace {
-EVP_MD_CTX* as_ctx(void* p) { return static_cast<EVP_MD_CTX*>(p); }
+EVP_MD_CTX* as_ctx(void* p) {
+  return static_cast<EVP_MD_CTX*>(p);
+}
 }  // namespace
 
 Sha256::Sha256() {
@@ -44,7 +50,9 @@ Sha256::Sha256() {
   ctx_ = ctx;
 }
 
-Sha256::~Sha256() { EVP_MD_CTX_free(as_ctx(ctx_)); }
+Sha256::~Sha256() {
+  EVP_MD_CTX_free(as_ctx(ctx_));
+}
 
 Sha256::Sha256(Sha256&& o) noexcept
     : ctx_(std::exchange(o.ctx_, nullptr)),

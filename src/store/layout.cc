@@ -7,8 +7,8 @@
 #include <time.h>
 
 #include <atomic>
-#include <chrono>
 #include <charconv>
+#include <chrono>
 #include <vector>
 
 #include "strata/sys/fs.h"
@@ -16,10 +16,16 @@
 
 namespace strata::store::detail {
 
+Status check_digest(const Digest& d, const char* op) {
+  if (d.algorithm != "sha256" || !Digest::valid_sha256_hex(d.hex))
+    return make_error(EINVAL, op, "'" + d.to_string() + "': not a sha256 digest");
+  return {};
+}
+
 std::string temp_name(std::string_view stem) {
   static std::atomic<unsigned long> counter{0};
-  return std::string(kTempPrefix) + std::string(stem) + "-" + std::to_string(sys::current_pid()) + "-" +
-         std::to_string(counter.fetch_add(1, std::memory_order_relaxed));
+  return std::string(kTempPrefix) + std::string(stem) + "-" + std::to_string(sys::current_pid()) +
+         "-" + std::to_string(counter.fetch_add(1, std::memory_order_relaxed));
 }
 
 bool temp_owner(std::string_view name, pid_t* pid) {
@@ -88,59 +94,16 @@ Result<std::string> read_file_at(int dirfd, const char* name, size_t max_size) {
     auto n = sys::pread_some(fd->get(), buf, sizeof buf, off);
     if (!n) return n.take_error();
     if (*n == 0) break;
-    if (out.size() + *n > max_size) return make_error(EFBIG, "read", std::string(name) + ": too large");
+    if (out.size() + *n > max_size)
+      return make_error(EFBIG, "read", std::string(name) + ": too large");
     out.append(buf, *n);
     off += static_cast<off_t>(*n);
   }
   return out;
 }
 
-Status fsync_dir(int dirfd) { return sys::fsync_fd(dirfd, false); }
-
-Status remove_tree(int dirfd, const char* name) {
-  auto st = sys::stat_at(dirfd, name);
-  if (!st) return st.take_error();
-  if (!S_ISDIR(st->st_mode)) return sys::unlink_at(dirfd, name, 0);
-  // Iterative: an unpacked layer can be deeper than the stack we would want to recurse on.
-  struct Level {
-    UniqueFd fd;
-    std::vector<sys::Dirent> entries;
-    size_t next = 0;
-    std::string name;
-  };
-  std::vector<Level> stack;
-  auto push = [&](int parent, const std::string& nm) -> Status {
-    auto fd = sys::open_at(parent, nm.c_str(), O_RDONLY | O_DIRECTORY);
-    if (!fd) return fd.take_error();
-    auto ents = sys::read_dir(fd->get());
-    if (!ents) return ents.take_error();
-    stack.push_back(Level{std::move(*fd), std::move(*ents), 0, nm});
-    return {};
-  };
-  STRATA_TRY(push(dirfd, name));
-  while (!stack.empty()) {
-    Level& top = stack.back();
-    if (top.next == top.entries.size()) {
-      std::string nm = top.name;
-      stack.pop_back();
-      STRATA_TRY(sys::unlink_at(stack.empty() ? dirfd : stack.back().fd.get(), nm.c_str(), AT_REMOVEDIR));
-      continue;
-    }
-    const sys::Dirent& d = top.entries[top.next++];
-    bool is_dir = d.type == DT_DIR;
-    if (d.type == DT_UNKNOWN) {
-      auto cst = sys::stat_at(top.fd.get(), d.name.c_str());
-      if (!cst) return cst.take_error();
-      is_dir = S_ISDIR(cst->st_mode);
-    }
-    if (is_dir) {
-      std::string child = d.name;
-      STRATA_TRY(push(top.fd.get(), child));  // invalidates `top`
-    } else {
-      STRATA_TRY(sys::unlink_at(top.fd.get(), d.name.c_str(), 0));
-    }
-  }
-  return {};
+Status fsync_dir(int dirfd) {
+  return sys::fsync_fd(dirfd, false);
 }
 
 std::string now_rfc3339() {

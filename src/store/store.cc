@@ -28,17 +28,20 @@ Result<std::string> default_root() {
     struct passwd pw;
     struct passwd* res = nullptr;
     std::vector<char> buf(16384);
-    if (getpwuid_r(sys::effective_uid(), &pw, buf.data(), buf.size(), &res) == 0 && res && res->pw_dir)
+    if (getpwuid_r(sys::effective_uid(), &pw, buf.data(), buf.size(), &res) == 0 && res &&
+        res->pw_dir)
       home = res->pw_dir;
   }
   if (home.empty())
-    return make_error(ENOENT, "store root", "set $STRATA_ROOT: no $XDG_DATA_HOME and no home directory");
+    return make_error(ENOENT, "store root",
+                      "set $STRATA_ROOT: no $XDG_DATA_HOME and no home directory");
   return home + "/.local/share/strata";
 }
 
 namespace {
 
-// mkdir -p for the start-up path (the one place a store uses an absolute path); only ROOT itself is 0700.
+// mkdir -p for the start-up path (the one place a store uses an absolute path); only ROOT itself is
+// 0700.
 Status make_root(const std::string& path) {
   if (path.empty()) return make_error(EINVAL, "store root", "empty path");
   for (size_t pos = 1; pos <= path.size(); ++pos) {
@@ -118,9 +121,13 @@ Result<Store> Store::open(const std::string& root_path, bool create) {
   return Store(std::move(d));
 }
 
-const std::string& Store::root_path() const { return dirs_->root_path; }
+const std::string& Store::root_path() const {
+  return dirs_->root_path;
+}
 
-int Store::root_fd() const { return dirs_->root.get(); }
+int Store::root_fd() const {
+  return dirs_->root.get();
+}
 
 Status Store::check_lock(const StoreLock& lock, const char* op) const {
   if (!lock.held() || lock.owner() != dirs_.get())

@@ -50,8 +50,12 @@ bool process_exists(pid_t pid) {
   return ::kill(pid, 0) == 0 || errno == EPERM;
 }
 
-pid_t current_pid() { return ::getpid(); }
+pid_t current_pid() {
+  return ::getpid();
+}
 
-uid_t effective_uid() { return ::geteuid(); }
+uid_t effective_uid() {
+  return ::geteuid();
+}
 
 }  // namespace strata::sys

@@ -1,15 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
-// Content digests: the "sha256:<64 lowercase hex>" names of blobs and layers, and a streaming SHA-256.
+// Content digests: the "sha256:<64 lowercase hex>" names of blobs and layers, and a streaming
+// SHA-256.
 //
 // Digest is a plain value. parse() accepts exactly one algorithm, "sha256", followed by ':' and 64
 // lowercase hex digits — the only form the store ever writes and the canonical form the OCI spec
-// requires for sha256; anything else (uppercase, other lengths, other algorithms, stray bytes) is an
-// EINVAL error naming the input. A default-constructed Digest is empty (valid() == false).
+// requires for sha256; anything else (uppercase, other lengths, other algorithms, stray bytes) is
+// an EINVAL error naming the input. A default-constructed Digest is empty (valid() == false).
 //
 // Sha256 hashes data as it streams (OpenSSL EVP). update() any number of times, then finish() once;
-// after finish() the hasher is spent (a further update()/finish() is an error). EVP cannot serialize its
-// state, so resuming a hash means re-feeding the data (see ingest.h).
-// Thread-safety: Digest is a value; one Sha256 must not be used from two threads at once.
+// after finish() the hasher is spent (a further update()/finish() is an error). EVP cannot
+// serialize its state, so resuming a hash means re-feeding the data (see ingest.h). Thread-safety:
+// Digest is a value; one Sha256 must not be used from two threads at once.
 #pragma once
 
 #include <compare>
@@ -54,7 +55,8 @@ class Sha256 {
   void update(std::string_view data) { update(data.data(), data.size()); }
   // Bytes fed so far.
   uint64_t bytes() const { return bytes_; }
-  // The digest of everything fed; an error if OpenSSL failed at any point or finish() was called before.
+  // The digest of everything fed; an error if OpenSSL failed at any point or finish() was called
+  // before.
   Result<Digest> finish();
 
   // One-shot digest of `data`.

@@ -4,23 +4,26 @@
 //   auto in = Ingest::begin(store, digest, size);   // creates or resumes ingest/<hex>.partial
 //   if (in->complete()) done;                       // the blob is already in blobs/
 //   request bytes from in->offset() (HTTP "Range: bytes=OFFSET-"), in->write(...) each chunk;
-//   in->commit();                                   // size + digest checked, fsync, rename into blobs/
+//   in->commit();                                   // size + digest checked, fsync, rename into
+//   blobs/
 //
-// Data goes to ingest/<hex>.partial; ingest/<hex>.json records how many bytes are durable (the partial is
-// fdatasynced before the record is rewritten, every 64 MiB and when an uncommitted Ingest is destroyed), so a
-// later run resumes from there: it truncates the partial to that length and re-hashes it (OpenSSL cannot
-// serialize a hash state). A partial with no record restarts from 0.
+// Data goes to ingest/<hex>.partial; ingest/<hex>.json records how many bytes are durable (the
+// partial is fdatasynced before the record is rewritten, every 64 MiB and when an uncommitted
+// Ingest is destroyed), so a later run resumes from there: it truncates the partial to that length
+// and re-hashes it (OpenSSL cannot serialize a hash state). A partial with no record restarts from
+// 0.
 //
-// commit() checks the size (against the expected size, if given) and the digest; on a mismatch the partial
-// and its record are removed and the error (EBADMSG) names the blob and both digests or sizes. On success
-// the partial is fsynced and renamed into oci/blobs/sha256/<hex> (never replacing an existing blob), and
-// the directory fsynced: a blob in blobs/ is always complete and correct. write() past the expected size
-// fails at once the same way. abort() drops the partial data (no resume).
+// commit() checks the size (against the expected size, if given) and the digest; on a mismatch the
+// partial and its record are removed and the error (EBADMSG) names the blob and both digests or
+// sizes. On success the partial is fsynced and renamed into oci/blobs/sha256/<hex> (never replacing
+// an existing blob), and the directory fsynced: a blob in blobs/ is always complete and correct.
+// write() past the expected size fails at once the same way. abort() drops the partial data (no
+// resume).
 //
-// Concurrency: the partial is flock'ed while an Ingest owns it. begin() on a blob someone else (thread or
-// process) is writing waits for them (or, wait=false, fails with EWOULDBLOCK); if they committed, the new
-// Ingest is complete(), if they gave up it resumes their data.
-// Lifetime: keeps the store's directory fds alive itself. Thread-safety: one thread per Ingest.
+// Concurrency: the partial is flock'ed while an Ingest owns it. begin() on a blob someone else
+// (thread or process) is writing waits for them (or, wait=false, fails with EWOULDBLOCK); if they
+// committed, the new Ingest is complete(), if they gave up it resumes their data. Lifetime: keeps
+// the store's directory fds alive itself. Thread-safety: one thread per Ingest.
 #pragma once
 
 #include <cstdint>
@@ -40,7 +43,8 @@ class Ingest {
   static constexpr uint64_t kCheckpointBytes = 64u << 20;
 
   static Result<Ingest> begin(const Store& store, const Digest& digest,
-                              std::optional<uint64_t> expected_size = std::nullopt, bool wait = true);
+                              std::optional<uint64_t> expected_size = std::nullopt,
+                              bool wait = true);
 
   Ingest(Ingest&&) noexcept;
   Ingest& operator=(Ingest&&) noexcept;

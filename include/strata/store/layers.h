@@ -3,17 +3,20 @@
 // shared by every image that has it.
 //
 // Lifecycle (members of Store, see store.h):
-//   begin_layer(diff_id)      -> LayerTemp: a fresh ROOT/layers/.tmp-<hex>-<pid>-<n>/ with an empty diff/
+//   begin_layer(diff_id)      -> LayerTemp: a fresh ROOT/layers/.tmp-<hex>-<pid>-<n>/ with an empty
+//   diff/
 //                                to unpack into (diff_fd()); invisible to readers.
 //   commit_layer(tmp, meta)   -> writes meta.json, syncs the filesystem, renames the temporary to
-//                                layers/<hex> (never replacing: if a concurrent pull got there first, the
-//                                temporary is discarded and the commit succeeds), fsyncs layers/.
+//                                layers/<hex> (never replacing: if a concurrent pull got there
+//                                first, the temporary is discarded and the commit succeeds), fsyncs
+//                                layers/.
 //   has_layer / layer_diff_fd / layer_diff_path / layer_meta / list_layers: lock-free reads.
-//   remove_layer(lock, diff_id): renames the layer to a temporary (atomic disappearance), then deletes it.
-// Invariant: a directory layers/<hex> is complete (its meta.json exists and names diff_id sha256:<hex>).
-// A LayerTemp destroyed without commit removes its directory; after a crash, cleanup_stale() removes
-// temporaries whose owner pid is gone.
-// Thread-safety: LayerTemp is owned by one thread; Store's layer functions are safe concurrently.
+//   remove_layer(lock, diff_id): renames the layer to a temporary (atomic disappearance), then
+//   deletes it.
+// Invariant: a directory layers/<hex> is complete (its meta.json exists and names diff_id
+// sha256:<hex>). A LayerTemp destroyed without commit removes its directory; after a crash,
+// cleanup_stale() removes temporaries whose owner pid is gone. Thread-safety: LayerTemp is owned by
+// one thread; Store's layer functions are safe concurrently.
 #pragma once
 
 #include <cstdint>
@@ -33,10 +36,10 @@ struct Dirs;
 
 // ROOT/layers/<hex>/meta.json.
 struct LayerMeta {
-  Digest diff_id;                       // sha256 of the uncompressed layer tar
-  uint64_t size = 0;                    // bytes of the uncompressed layer tar
-  std::string created;                  // RFC 3339; commit_layer fills in the current time when empty
-  std::optional<Digest> blob_digest;    // the (compressed) blob it was unpacked from, when known
+  Digest diff_id;                     // sha256 of the uncompressed layer tar
+  uint64_t size = 0;                  // bytes of the uncompressed layer tar
+  std::string created;                // RFC 3339; commit_layer fills in the current time when empty
+  std::optional<Digest> blob_digest;  // the (compressed) blob it was unpacked from, when known
 };
 
 class LayerTemp {

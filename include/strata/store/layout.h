@@ -9,11 +9,11 @@
 //     containers/        what `strata mount` makes (not managed here)
 //     lock               flock(2) target for writers
 //
-// Temporaries are named ".tmp-<stem>-<pid>-<n>" in the directory they will be renamed within, so that
-// cleanup_stale() can tell whose they are (owner pid) and nothing else in the tree looks like one.
-// Every file becomes visible only through rename(2) after fsync (write_file_atomic); every rename is
-// followed by an fsync of the directory, so after a crash a name is either absent or complete.
-// Thread-safety: Dirs is immutable after Store::open; the helpers are reentrant.
+// Temporaries are named ".tmp-<stem>-<pid>-<n>" in the directory they will be renamed within, so
+// that cleanup_stale() can tell whose they are (owner pid) and nothing else in the tree looks like
+// one. Every file becomes visible only through rename(2) after fsync (write_file_atomic); every
+// rename is followed by an fsync of the directory, so after a crash a name is either absent or
+// complete. Thread-safety: Dirs is immutable after Store::open; the helpers are reentrant.
 #pragma once
 
 #include <sys/types.h>
@@ -23,6 +23,7 @@
 
 #include "strata/base/result.h"
 #include "strata/base/unique_fd.h"
+#include "strata/store/digest.h"
 
 namespace strata::store::detail {
 
@@ -39,8 +40,8 @@ inline constexpr const char* kLayerDiffDir = "diff";
 inline constexpr const char* kLayerMetaFile = "meta.json";
 inline constexpr const char* kTempPrefix = ".tmp-";
 
-// Open directory fds of one store. root is O_PATH; the others are O_RDONLY|O_DIRECTORY so that they can
-// be fsynced after a rename into them.
+// Open directory fds of one store. root is O_PATH; the others are O_RDONLY|O_DIRECTORY so that they
+// can be fsynced after a rename into them.
 struct Dirs {
   std::string root_path;
   UniqueFd root;
@@ -51,7 +52,12 @@ struct Dirs {
   UniqueFd containers;
 };
 
-// ".tmp-<stem>-<pid>-<n>", unique within this process (n counts up) and across live processes (pid).
+// EINVAL unless d is sha256 with 64 lowercase hex digits: a Digest is a public struct, and its hex
+// becomes a file name, so every entry point checks it before using it.
+Status check_digest(const Digest& d, const char* op);
+
+// ".tmp-<stem>-<pid>-<n>", unique within this process (n counts up) and across live processes
+// (pid).
 std::string temp_name(std::string_view stem);
 // The owner pid of a temp_name() name; false when `name` is not one.
 bool temp_owner(std::string_view name, pid_t* pid);
@@ -65,8 +71,6 @@ Status create_file_atomic(int dirfd, const std::string& name, std::string_view d
 Result<std::string> read_file_at(int dirfd, const char* name, size_t max_size);
 // fsync of a directory fd (O_RDONLY; O_PATH fds cannot be fsynced).
 Status fsync_dir(int dirfd);
-// Remove (dirfd, name) and everything below it without following symlinks. ENOENT if absent.
-Status remove_tree(int dirfd, const char* name);
 // The current time as RFC 3339 UTC with seconds ("2024-05-01T12:00:00Z").
 std::string now_rfc3339();
 

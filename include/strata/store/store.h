@@ -1,21 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
-// Store: the content store at ROOT — content-addressed blobs in an OCI image layout, unpacked layers, refs,
-// the writers' lock and gc. Layout and on-disk invariants: layout.h. Per concern: ingest.h (blobs),
-// layers.h, refs.h, lock.h, gc.h.
+// Store: the content store at ROOT — content-addressed blobs in an OCI image layout, unpacked
+// layers, refs, the writers' lock and gc. Layout and on-disk invariants: layout.h. Per concern:
+// ingest.h (blobs), layers.h, refs.h, lock.h, gc.h.
 //
-// open(root, create) makes (create) or opens ROOT with the layout, writing oci/oci-layout and an empty
-// oci/index.json atomically when missing, and keeps directory fds: after open every access is fd-relative,
-// so renaming or replacing ROOT's path later does not redirect a running Store. The root path is kept
-// only to hand to external tools (stratafs lowerdirs, skopeo).
+// open(root, create) makes (create) or opens ROOT with the layout, writing oci/oci-layout and an
+// empty oci/index.json atomically when missing, and keeps directory fds: after open every access is
+// fd-relative, so renaming or replacing ROOT's path later does not redirect a running Store. The
+// root path is kept only to hand to external tools (stratafs lowerdirs, skopeo).
 //
-// Invariants: a blob at oci/blobs/sha256/<hex> is complete and its sha256 is <hex> (it only gets there
-// through Ingest::commit). A layers/<hex> directory is complete. index.json is always a valid OCI index.
-// Works unprivileged: nothing here needs a capability; ROOT is created 0700, the rest 0755/0644.
+// Invariants: a blob at oci/blobs/sha256/<hex> is complete and its sha256 is <hex> (it only gets
+// there through Ingest::commit). A layers/<hex> directory is complete. index.json is always a valid
+// OCI index. Works unprivileged: nothing here needs a capability; ROOT is created 0700, the rest
+// 0755/0644.
 //
 // Errors: Result/Status with errno and operation; nothing throws across this API (nlohmann-json
 // exceptions are caught inside), nothing logs except lock_exclusive's one "waiting" line.
-// Thread-safety: a Store is cheap to copy (the fds are shared, immutable) and every member is safe to
-// call from several threads at once; writers that need mutual exclusion take the StoreLock.
+// Thread-safety: a Store is cheap to copy (the fds are shared, immutable) and every member is safe
+// to call from several threads at once; writers that need mutual exclusion take the StoreLock.
 #pragma once
 
 #include <chrono>
@@ -41,8 +42,9 @@ namespace detail {
 struct Dirs;
 }
 
-// $STRATA_ROOT, else /var/lib/strata for euid 0, else $XDG_DATA_HOME/strata, else ~/.local/share/strata
-// (home from $HOME, else the password database). ENOENT when none can be determined.
+// $STRATA_ROOT, else /var/lib/strata for euid 0, else $XDG_DATA_HOME/strata, else
+// ~/.local/share/strata (home from $HOME, else the password database). ENOENT when none can be
+// determined.
 Result<std::string> default_root();
 
 class Store {
@@ -57,14 +59,15 @@ class Store {
   int root_fd() const;  // O_PATH, borrowed
 
   // ---- blobs (ingest.cc; writing a large blob: Ingest in ingest.h) ----
-  // Whether the complete blob is present. An error other than ENOENT also answers false: the caller then
-  // fetches or writes it and meets the real error there.
+  // Whether the complete blob is present. An error other than ENOENT also answers false: the caller
+  // then fetches or writes it and meets the real error there.
   bool has_blob(const Digest& digest) const;
   Result<UniqueFd> open_blob(const Digest& digest) const;  // O_RDONLY
   Result<uint64_t> blob_size(const Digest& digest) const;
   // The whole blob (manifests, configs); EFBIG beyond max_size.
   Result<std::string> read_blob(const Digest& digest, size_t max_size = kMaxJsonBlob) const;
-  // Store `bytes` as a blob through the verified ingest path; returns its digest. Present already: no-op.
+  // Store `bytes` as a blob through the verified ingest path; returns its digest. Present already:
+  // no-op.
   Result<Digest> write_blob(std::string_view bytes) const;
   // Absolute path of the blob file (for external tools).
   std::string blob_path(const Digest& digest) const;
@@ -73,7 +76,8 @@ class Store {
   bool has_layer(const Digest& diff_id) const;
   Result<LayerTemp> begin_layer(const Digest& diff_id) const;
   Status commit_layer(LayerTemp&& tmp, const LayerMeta& meta) const;
-  Result<UniqueFd> layer_diff_fd(const Digest& diff_id) const;  // O_PATH|O_DIRECTORY on layers/<hex>/diff
+  Result<UniqueFd> layer_diff_fd(
+      const Digest& diff_id) const;  // O_PATH|O_DIRECTORY on layers/<hex>/diff
   std::string layer_diff_path(const Digest& diff_id) const;
   Result<LayerMeta> layer_meta(const Digest& diff_id) const;
   Result<std::vector<Digest>> list_layers() const;
@@ -86,18 +90,20 @@ class Store {
   Status remove_ref(const StoreLock& lock, std::string_view name) const;
 
   // ---- lock (lock.cc; rules in lock.h) ----
-  // Blocks until the lock is free, logging "waiting for the store lock held by another strata" once if it
-  // is not free at once; with a timeout, ETIMEDOUT when it stays held that long.
+  // Blocks until the lock is free, logging "waiting for the store lock held by another strata" once
+  // if it is not free at once; with a timeout, ETIMEDOUT when it stays held that long.
   Result<StoreLock> lock_exclusive(
       std::optional<std::chrono::milliseconds> timeout = std::nullopt) const;
 
   // ---- maintenance (gc.cc) ----
-  // Remove temporaries (layers/, oci/, ingest/ ".tmp-*") whose owner pid no longer exists, and ingest
-  // state of blobs that are already complete and not being written. Returns the removed names
+  // Remove temporaries (layers/, oci/, ingest/ ".tmp-*") whose owner pid no longer exists, and
+  // ingest state of blobs that are already complete and not being written. Returns the removed
+  // names
   // ("layers/.tmp-...").
   Result<std::vector<std::string>> cleanup_stale() const;
   Result<Reachable> referenced() const;
-  Result<GcReport> gc(const StoreLock& lock, bool dry_run, const std::set<Digest>& in_use_layers) const;
+  Result<GcReport> gc(const StoreLock& lock, bool dry_run,
+                      const std::set<Digest>& in_use_layers) const;
 
   // Internal: the directory fds, for Ingest and LayerTemp.
   const std::shared_ptr<const detail::Dirs>& dirs() const { return dirs_; }

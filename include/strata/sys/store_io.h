@@ -22,7 +22,8 @@ Status write_all(int fd, const void* buf, size_t size);
 Status flock_fd(int fd, int op);
 // syncfs(2): make everything written to the filesystem holding fd durable.
 Status sync_filesystem(int fd);
-// Whether a process with this pid exists in our pid namespace (kill(pid, 0); EPERM counts as alive).
+// Whether a process with this pid exists in our pid namespace (kill(pid, 0); EPERM counts as
+// alive).
 bool process_exists(pid_t pid);
 pid_t current_pid();
 uid_t effective_uid();
