@@ -196,7 +196,7 @@ Status Ingest::reset() {
   return {};
 }
 
-Status Ingest::abort() {
+Status Ingest::discard() {
   if (finished_) return {};
   int ingestfd = dirs_->ingest.get();
   auto u = sys::unlink_at(ingestfd, partial_name(digest_).c_str(), 0);

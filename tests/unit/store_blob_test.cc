@@ -303,7 +303,7 @@ TEST_F(StoreTest, AbortDropsPartial) {
   auto in = Ingest::begin(*store, d);
   ASSERT_OK(in);
   ASSERT_OK(in->write("x"));
-  ASSERT_OK(in->abort());
+  ASSERT_OK(in->discard());
   EXPECT_TRUE(ls(ingest()).empty());
   EXPECT_FALSE(store->has_blob(d));
 }
@@ -372,7 +372,7 @@ TEST_F(StoreTest, WaiterTakesOverAfterAbort) {
     error = c ? "" : c.error().message();
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  ASSERT_OK(first->abort());
+  ASSERT_OK(first->discard());
   waiter.join();
   EXPECT_EQ(error, "");
   EXPECT_EQ(read_file(blobs() + "/" + d.hex), data);

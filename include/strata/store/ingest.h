@@ -17,7 +17,7 @@
 // partial and its record are removed and the error (EBADMSG) names the blob and both digests or
 // sizes. On success the partial is fsynced and renamed into oci/blobs/sha256/<hex> (never replacing
 // an existing blob), and the directory fsynced: a blob in blobs/ is always complete and correct.
-// write() past the expected size fails at once the same way. abort() drops the partial data (no
+// write() past the expected size fails at once the same way. discard() drops the partial data (no
 // resume).
 //
 // Concurrency: the partial is flock'ed while an Ingest owns it. begin() on a blob someone else
@@ -66,7 +66,7 @@ class Ingest {
   // Verify and publish; see the contract above. Complete already: no-op.
   Status commit();
   // Remove the partial data and the record; the Ingest is then finished.
-  Status abort();
+  Status discard();
 
  private:
   Ingest() = default;
