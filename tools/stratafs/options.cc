@@ -25,7 +25,7 @@ const char kUsage[] =
     "  volatile, fsync=0     do not fsync copy-ups (faster; a crash may lose recent copy-ups)\n"
     "  timeout=SECONDS       kernel cache time for names and attributes (default 86400)\n"
     "  threads=N             worker threads (default 16)\n"
-    "  writeback             enable the kernel writeback cache\n"
+    "  writeback             enable the kernel writeback cache (experimental)\n"
     "  context=...           accepted and ignored (SELinux labels, as passed by podman)\n"
     "  allow_other, allow_root, default_permissions, ro, rw, suid, nosuid, dev, nodev, exec,\n"
     "  noexec, atime, noatime, nodiratime, relatime, strictatime, sync, async, dirsync,\n"
