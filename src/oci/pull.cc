@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "strata/oci/pull.h"
+
+#include <cstring>
+#include <optional>
+
+#include "strata/archive/unpack.h"
+#include "strata/oci/decompress.h"
+#include "strata/store/ingest.h"
+
+namespace strata::oci {
+namespace {
+
+constexpr size_t kMaxJson = store::Store::kMaxJsonBlob;
+
+std::string short_hex(const store::Digest& d) { return d.hex.substr(0, 12); }
+
+Status check_bytes(std::string_view body, const Descriptor& d, const char* what) {
+  STRATA_ASSIGN_OR_RETURN(got, store::Sha256::of(body));
+  if (d.size >= 0 && static_cast<int64_t>(body.size()) != d.size) {
+    return make_error(EBADMSG, "verify", std::string(what) + " " + d.digest.to_string() + ": size " +
+                                             std::to_string(body.size()) + ", expected " + std::to_string(d.size));
+  }
+  if (got != d.digest) {
+    return make_error(EBADMSG, "verify", std::string(what) + " " + d.digest.to_string() +
+                                             ": digest mismatch, content is " + got.to_string());
+  }
+  return {};
+}
+
+Result<std::string> read_blob_whole(Source& src, const Descriptor& d) {
+  if (d.size > static_cast<int64_t>(kMaxJson)) return make_error(EFBIG, "read", d.digest.to_string());
+  STRATA_ASSIGN_OR_RETURN(r, src.get_blob(d));
+  std::string out;
+  char buf[65536];
+  while (true) {
+    auto n = r->read(buf, sizeof buf);
+    if (!n) return n.take_error();
+    if (*n == 0) break;
+    out.append(buf, *n);
+    if (out.size() > kMaxJson) return make_error(EFBIG, "read", d.digest.to_string());
+  }
+  return out;
+}
+
+// One layer: blob -> (ingest, decompress -> hash + unpack). See the header for the rules.
+class LayerPull {
+ public:
+  LayerPull(const store::Store& store, const Descriptor& blob, const store::Digest& diff_id)
+      : store_(store), blob_(blob), diff_id_(diff_id) {}
+
+  Result<uint64_t> run(Source& src) {
+    bool have_blob = store_.has_blob(blob_.digest);
+    std::unique_ptr<BlobReader> reader;
+    if (have_blob) {
+      STRATA_ASSIGN_OR_RETURN(fd, store_.open_blob(blob_.digest));
+      reader = fd_reader(std::move(fd));
+    } else {
+      STRATA_ASSIGN_OR_RETURN(r, src.get_blob(blob_));
+      reader = std::move(r);
+      STRATA_ASSIGN_OR_RETURN(in, store::Ingest::begin(store_, blob_.digest, static_cast<uint64_t>(blob_.size)));
+      ingest_.emplace(std::move(in));
+    }
+    InputFn raw = [&](void* buf, size_t size) -> Result<size_t> {
+      auto n = reader->read(buf, size);
+      if (!n) return n;
+      raw_hash_.update(buf, *n);
+      uint64_t start = raw_bytes_;
+      raw_bytes_ += *n;
+      if (ingest_ && !ingest_->complete() && raw_bytes_ > ingest_->offset()) {
+        // A resumed ingest already holds the first offset() bytes: append only what is past them.
+        uint64_t skip = ingest_->offset() > start ? ingest_->offset() - start : 0;
+        STRATA_TRY(ingest_->write(static_cast<const char*>(buf) + skip, *n - skip));
+      }
+      return n;
+    };
+    Decompressor dec(raw);
+    std::optional<Error> read_error;
+    // umoci insert writes layers that stop right after the last file's data, without its padding
+    // or the end-of-archive blocks; umoci unpack accepts them. libarchive wants whole blocks, so after
+    // the real end the unpacker is fed zeros up to the next block and two zero blocks more. The
+    // padding is not part of the diff_id: it is never hashed.
+    uint64_t padding_left = 0;
+    bool at_end = false;
+    archive::ReadFn fn = [&](void* buf, size_t size) -> ssize_t {
+      if (at_end) {
+        size_t n = std::min<uint64_t>(size, padding_left);
+        std::memset(buf, 0, n);
+        padding_left -= n;
+        return static_cast<ssize_t>(n);
+      }
+      auto n = dec.read(buf, size);
+      if (!n) {
+        read_error = n.error();
+        errno = n.error().err ? n.error().err : EIO;
+        return -1;
+      }
+      if (*n == 0 && size > 0) {
+        at_end = true;
+        padding_left = (512 - diff_hash_.bytes() % 512) % 512 + 1024;
+        size_t k = std::min<uint64_t>(size, padding_left);
+        std::memset(buf, 0, k);
+        padding_left -= k;
+        return static_cast<ssize_t>(k);
+      }
+      diff_hash_.update(buf, *n);
+      return static_cast<ssize_t>(*n);
+    };
+    STRATA_ASSIGN_OR_RETURN(tmp, store_.begin_layer(diff_id_));
+    auto st = archive::unpack_layer(fn, tmp.diff_fd(), archive::UnpackOptions{});
+    if (st) {
+      // unpack_layer reads to the end of the tar stream; drain what follows (padding, trailers).
+      char sink[65536];
+      while (true) {
+        auto n = dec.read(sink, sizeof sink);
+        if (!n) { read_error = n.error(); break; }
+        if (*n == 0) break;
+        diff_hash_.update(sink, *n);
+      }
+    }
+    // Whatever went wrong, the blob's own digest is the first thing to report when it is wrong.
+    STRATA_TRY(drain_and_verify_blob(raw));
+    if (read_error) return named(*read_error);
+    if (!st) return named(st.error());
+    uint64_t size = diff_hash_.bytes();
+    STRATA_ASSIGN_OR_RETURN(got, diff_hash_.finish());
+    if (got != diff_id_) {
+      if (ingest_) (void)ingest_->discard();  // the blob matched its digest but not the config: keep nothing
+      return make_error(EBADMSG, "verify", "layer " + blob_.digest.to_string() + ": uncompressed content is " +
+                                               got.to_string() + ", the config's diff_id is " + diff_id_.to_string());
+    }
+    if (ingest_) STRATA_TRY(ingest_->commit());
+    store::LayerMeta meta;
+    meta.diff_id = diff_id_;
+    meta.size = size;
+    meta.blob_digest = blob_.digest;
+    STRATA_TRY(store_.commit_layer(std::move(tmp), meta));
+    return raw_bytes_;
+  }
+
+ private:
+  Error named(const Error& e) {
+    if (ingest_) (void)ingest_->discard();  // a layer that failed keeps no blob: nothing enters the store
+    return make_error(e.err, "layer " + blob_.digest.to_string(), e.message());
+  }
+
+  Status drain_and_verify_blob(const InputFn& raw) {
+    char buf[65536];
+    while (true) {
+      auto n = raw(buf, sizeof buf);
+      if (!n) return named(n.error());
+      if (*n == 0) break;
+    }
+    auto got = raw_hash_.finish();
+    if (!got) return named(got.error());
+    if (static_cast<int64_t>(raw_bytes_) != blob_.size || *got != blob_.digest) {
+      if (ingest_) (void)ingest_->discard();
+      return make_error(EBADMSG, "verify", "blob " + blob_.digest.to_string() + ": " +
+                                               std::to_string(raw_bytes_) + " bytes with digest " + got->to_string() +
+                                               ", expected " + std::to_string(blob_.size) + " bytes");
+    }
+    return {};
+  }
+
+  const store::Store& store_;
+  Descriptor blob_;
+  store::Digest diff_id_;
+  std::optional<store::Ingest> ingest_;
+  store::Sha256 raw_hash_, diff_hash_;
+  uint64_t raw_bytes_ = 0;
+};
+
+Status copy_blob(const store::Store& store, Source& src, const Descriptor& d) {
+  STRATA_ASSIGN_OR_RETURN(r, src.get_blob(d));
+  STRATA_ASSIGN_OR_RETURN(in, store::Ingest::begin(store, d.digest, static_cast<uint64_t>(d.size)));
+  if (in.complete()) return {};
+  // Re-read from the start; the ingest may already hold a prefix.
+  uint64_t pos = 0;
+  char buf[65536];
+  while (true) {
+    auto n = r->read(buf, sizeof buf);
+    if (!n) return n.take_error();
+    if (*n == 0) break;
+    uint64_t start = pos;
+    pos += *n;
+    if (pos > in.offset()) {
+      uint64_t skip = in.offset() > start ? in.offset() - start : 0;
+      STRATA_TRY(in.write(buf + skip, *n - skip));
+    }
+  }
+  return in.commit();
+}
+
+}  // namespace
+
+Result<PullResult> pull(const store::Store& store, Source& source, const PullOptions& options) {
+  auto say = [&](const std::string& s) { if (options.progress) options.progress(s); };
+  if (options.names.empty()) return make_error(EINVAL, "pull", "no name for the image");
+  STRATA_ASSIGN_OR_RETURN(top, source.get_manifest());
+  if (top.descriptor) STRATA_TRY(check_bytes(top.body, *top.descriptor, "manifest"));
+  STRATA_ASSIGN_OR_RETURN(kind, detect_manifest(top.body, top.media_type));
+  FetchedManifest chosen = std::move(top);
+  if (kind.first == ManifestKind::kIndex) {
+    STRATA_ASSIGN_OR_RETURN(ix, parse_index(chosen.body, kind.second));
+    STRATA_ASSIGN_OR_RETURN(entry, select_platform(ix, options.platform));
+    STRATA_ASSIGN_OR_RETURN(child, source.get_manifest(entry.descriptor));
+    STRATA_TRY(check_bytes(child.body, entry.descriptor, "manifest"));
+    chosen = std::move(child);
+    chosen.descriptor = entry.descriptor;
+    STRATA_ASSIGN_OR_RETURN(k2, detect_manifest(chosen.body, entry.descriptor.media_type));
+    if (k2.first != ManifestKind::kManifest) return make_error(EBADMSG, "pull", "nested index " + entry.descriptor.digest.to_string());
+    kind = k2;
+  }
+  STRATA_ASSIGN_OR_RETURN(manifest, parse_manifest(chosen.body, kind.second));
+  STRATA_ASSIGN_OR_RETURN(config_body, read_blob_whole(source, manifest.config));
+  STRATA_TRY(check_bytes(config_body, manifest.config, "config"));
+  STRATA_ASSIGN_OR_RETURN(config, parse_config(config_body));
+  if (config.diff_ids.size() != manifest.layers.size()) {
+    return make_error(EBADMSG, "pull", "config " + manifest.config.digest.to_string() + " lists " +
+                                           std::to_string(config.diff_ids.size()) + " diff_ids for " +
+                                           std::to_string(manifest.layers.size()) + " layers");
+  }
+
+  PullResult res;
+  res.config = manifest.config.digest;
+  for (size_t i = 0; i < manifest.layers.size(); ++i) {
+    const Descriptor& blob = manifest.layers[i];
+    const store::Digest& diff_id = config.diff_ids[i];
+    if (store.has_layer(diff_id)) {
+      if (!store.has_blob(blob.digest)) STRATA_TRY(copy_blob(store, source, blob));
+      say(short_hex(blob.digest) + ": already exists");
+      ++res.layers_existing;
+      continue;
+    }
+    LayerPull lp(store, blob, diff_id);
+    STRATA_ASSIGN_OR_RETURN(bytes, lp.run(source));
+    say(short_hex(blob.digest) + ": pulled " + std::to_string(bytes) + " bytes");
+    ++res.layers_pulled;
+  }
+
+  // Blobs and refs under the lock, so that a concurrent gc cannot collect them in between.
+  STRATA_ASSIGN_OR_RETURN(lock, store.lock_exclusive());
+  for (const auto& l : manifest.layers)
+    if (!store.has_blob(l.digest)) return make_error(ENOENT, "pull", "layer blob " + l.digest.to_string() + " vanished");
+  STRATA_ASSIGN_OR_RETURN(cd, store.write_blob(config_body));
+  (void)cd;  // equal to manifest.config.digest: verified above
+  STRATA_ASSIGN_OR_RETURN(md, store.write_blob(chosen.body));
+  res.manifest.media_type = kind.second;
+  res.manifest.digest = md;
+  res.manifest.size = static_cast<int64_t>(chosen.body.size());
+  for (const auto& name : options.names) STRATA_TRY(store.set_ref(lock, name, res.manifest));
+  return res;
+}
+
+}  // namespace strata::oci
