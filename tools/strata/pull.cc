@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: Apache-2.0
+// strata pull REF: copy an image into the store.
+#include <cstdio>
+
+#include "common.h"
+#include "strata/oci/image.h"
+#include "strata/oci/pull.h"
+#include "strata/oci/reference.h"
+
+namespace strata::tool {
+namespace {
+
+constexpr const char* kUsage =
+    "Usage: strata pull [OPTIONS] REF\n"
+    "\n"
+    "Copy an image into the store, verifying every blob and layer, and name it.\n"
+    "REF: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE\n"
+    "     ([docker://]REGISTRY/REPO[:TAG|@DIGEST] is recognised but not supported yet)\n"
+    "\n"
+    "Options:\n"
+    "  --platform OS/ARCH[/VARIANT]  which image of a multi-platform index (default: this machine's)\n"
+    "  --name NAME                   the name to give the image in the store\n"
+    "                                (default: localhost/<base name>:<TAG>, or docker-archive's RepoTags)\n"
+    "  -q, --quiet                   no progress lines\n"
+    "  -h, --help                    this help\n";
+
+std::string base_name(const std::string& path, bool strip_ext) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  auto slash = p.rfind('/');
+  std::string b = slash == std::string::npos ? p : p.substr(slash + 1);
+  if (strip_ext) {
+    for (const char* ext : {".tar.gz", ".tgz", ".tar"}) {
+      std::string e(ext);
+      if (b.size() > e.size() && b.compare(b.size() - e.size(), e.size(), e) == 0) {
+        b.resize(b.size() - e.size());
+        break;
+      }
+    }
+  }
+  std::string out;
+  for (char c : b) out.push_back((c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c);
+  return out;
+}
+
+}  // namespace
+
+int cmd_pull(const Globals& g, const Args& args) {
+  oci::PullOptions opts;
+  std::string ref_text, name, platform;
+  bool quiet = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    bool missing = false;
+    if (is_help(args[i])) {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (take_value(args, i, "--platform", &platform, &missing) || take_value(args, i, "--name", &name, &missing)) {
+      if (missing) return usage_error("pull", args[i] + " needs a value");
+      continue;
+    }
+    if (args[i] == "-q" || args[i] == "--quiet") {
+      quiet = true;
+    } else if (args[i].size() > 1 && args[i][0] == '-') {
+      return usage_error("pull", "unknown option '" + args[i] + "'");
+    } else if (ref_text.empty()) {
+      ref_text = args[i];
+    } else {
+      return usage_error("pull", "one REF only");
+    }
+  }
+  if (ref_text.empty()) return usage_error("pull", "missing REF");
+  if (!platform.empty()) {
+    auto p = oci::parse_platform(platform);
+    if (!p) return fail(p.error());
+    opts.platform = *p;
+  }
+  auto ref = oci::parse_reference(ref_text);
+  if (!ref) return fail(ref.error());
+  if (ref->transport == oci::Transport::kDocker) {
+    return fail(ref->to_string() + ": pulling from a registry (docker://) is not supported yet");
+  }
+  auto st = open_store(g, true);
+  if (!st) return fail(st.error());
+  auto src = oci::open_source(*ref, *st);
+  if (!src) return fail(src.error());
+
+  if (!name.empty()) {
+    opts.names.push_back(name);
+  } else if (auto given = (*src)->image_names(); !given.empty()) {
+    opts.names = given;
+  } else {
+    bool archive = ref->transport != oci::Transport::kOciLayout;
+    opts.names.push_back("localhost/" + base_name(ref->path, archive) + ":" + (ref->tag.empty() ? "latest" : ref->tag));
+  }
+  for (const auto& n : opts.names) {
+    if (!store::valid_ref_name(n)) return fail("'" + n + "' is not a valid image name; give one with --name");
+  }
+  if (!quiet) opts.progress = [](const std::string& line) { std::printf("%s\n", line.c_str()), std::fflush(stdout); };
+  auto res = oci::pull(*st, **src, opts);
+  if (!res) return fail(res.error());
+  if (!quiet) {
+    std::printf("Digest: %s\n", res->manifest.digest.to_string().c_str());
+    for (const auto& n : opts.names) std::printf("%s\n", n.c_str());
+  }
+  return 0;
+}
+
+}  // namespace strata::tool
