@@ -53,7 +53,7 @@ Result<Image> find_image(const store::Store& store, std::string_view query) {
   std::vector<std::string> names = {q};
   bool has_tag = split_name(q).second != "<none>";
   if (!has_tag) names.push_back(q + ":latest");
-  for (const char* prefix : {"localhost/", "docker.io/library/"}) {
+  for (const char* prefix : {"localhost/", "docker.io/library/", "docker.io/"}) {
     names.push_back(prefix + q);
     if (!has_tag) names.push_back(prefix + q + ":latest");
   }

@@ -121,7 +121,7 @@ Result<Reference> parse_local(Transport t, std::string_view rest, std::string_vi
       r.tag = std::string(rest.substr(colon + 1));
       if (r.tag.empty()) return bad(full, "empty tag after ':'");
       for (char c : r.tag)
-        if (static_cast<unsigned char>(c) < 0x21 || c == '/' ) return bad(full, "invalid tag");
+        if (static_cast<unsigned char>(c) < 0x21 || c == 0x7f) return bad(full, "invalid tag");
     }
   }
   if (path.empty()) return bad(full, "empty path");

@@ -3,7 +3,7 @@
 // manifest and config.
 //
 // find_image() accepts, in this order: an exact ref name; the name plus ":latest"; "localhost/" plus
-// the name (plus ":latest"); "docker.io/library/" likewise; a config digest ("sha256:HEX") or a
+// the name (plus ":latest"); "docker.io/library/" and "docker.io/" likewise; a config digest ("sha256:HEX") or a
 // prefix of at least 4 hex digits of it (the IMAGE ID); a manifest digest. An ID prefix matching
 // two different images is EINVAL (ambiguous); nothing matching is ENOENT.
 // Errors: Result; a ref whose manifest or config is missing or unparseable is an error naming it

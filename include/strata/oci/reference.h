@@ -10,7 +10,9 @@
 // separated by '/', a tag of [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}, a sha256 digest) and normalised as
 // docker does: no registry means docker.io, a single component on docker.io gets "library/", neither
 // tag nor digest means ":latest". For the local transports the first ':' after the path separates
-// the tag (paths containing ':' are not expressible, as with skopeo); an empty path or tag is an error.
+// the tag, which may itself hold ':' and '/' (a ref name like "localhost/x:1"); paths containing ':'
+// are not expressible, as with skopeo. An empty path or tag, or a tag with spaces or control
+// characters, is an error.
 // Errors: EINVAL with op "parse reference" and the input as detail. Thread-safety: plain values.
 #pragma once
 
