@@ -3,7 +3,7 @@
 # Install what strata needs to build and test on Debian 12 (run as root; a no-op when all is present).
 set -euo pipefail
 pkgs=(meson ninja-build pkg-config g++ libfuse3-dev fuse3 libgtest-dev libgmock-dev python3 attr
-      fuse-overlayfs kmod libarchive-dev libzstd-dev umoci
+      fuse-overlayfs kmod libarchive-dev libzstd-dev zlib1g-dev umoci
       libssl-dev nlohmann-json3-dev skopeo)
 missing=()
 for p in "${pkgs[@]}"; do
