@@ -155,9 +155,10 @@ class LayerPull {
     if (!got) return named(got.error());
     if (static_cast<int64_t>(raw_bytes_) != blob_.size || *got != blob_.digest) {
       if (ingest_) (void)ingest_->discard();
-      return make_error(EBADMSG, "verify", "blob " + blob_.digest.to_string() + ": " +
-                                               std::to_string(raw_bytes_) + " bytes with digest " + got->to_string() +
-                                               ", expected " + std::to_string(blob_.size) + " bytes");
+      std::string what = *got != blob_.digest ? "digest mismatch" : "size mismatch";
+      return make_error(EBADMSG, "verify", "blob " + blob_.digest.to_string() + ": " + what + ": content is " +
+                                               got->to_string() + " (" + std::to_string(raw_bytes_) +
+                                               " bytes), the manifest says " + std::to_string(blob_.size) + " bytes");
     }
     return {};
   }

@@ -230,6 +230,33 @@ class Pull(StrataCase):
         ingest = os.path.join(self.root, "ingest")
         self.assertEqual([x for x in os.listdir(ingest) if x.endswith(".partial")], [])
 
+    def test_diff_id_mismatch_named(self):
+        lay = self.layout()
+        make_image(lay, "v1", [BASE])
+        blobs = os.path.join(lay, "blobs", "sha256")
+        idx_path = os.path.join(lay, "index.json")
+        idx = json.load(open(idx_path))
+        m = json.load(open(os.path.join(blobs, idx["manifests"][0]["digest"][7:])))
+        cfg = json.load(open(os.path.join(blobs, m["config"]["digest"][7:])))
+        cfg["rootfs"]["diff_ids"][0] = "sha256:" + "0" * 64
+
+        def put(obj):
+            body = json.dumps(obj).encode()
+            dig = hashlib.sha256(body).hexdigest()
+            open(os.path.join(blobs, dig), "wb").write(body)
+            return "sha256:" + dig, len(body)
+
+        m["config"]["digest"], m["config"]["size"] = put(cfg)
+        idx["manifests"][0]["digest"], idx["manifests"][0]["size"] = put(m)
+        json.dump(idx, open(idx_path, "w"))
+        r = self.strata("pull", "oci:%s:v1" % lay, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(m["layers"][0]["digest"], r.stderr)
+        self.assertIn("diff_id", r.stderr)
+        self.assertEqual(self.blobs(), [])
+        self.assertEqual(self.layers(), [])
+        self.assertEqual([x for x in os.listdir(os.path.join(self.root, "layers"))], [])
+
     def test_corrupt_config_named(self):
         lay = self.layout()
         make_image(lay, "v1", [{"f": b"1"}])
