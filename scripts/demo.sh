@@ -7,9 +7,12 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 scripts/build.sh build >/dev/null
 bin=$PWD/build/stratafs
+strata=$PWD/build/strata
 t=$(mktemp -d /tmp/strata-demo.XXXXXX)
 cleanup() {
-  for m in "$t/merged" "$t/kernel"; do mountpoint -q "$m" && umount "$m"; done
+  for m in "$t/merged" "$t/kernel" "$t/store/containers/demo/merged"; do
+    if mountpoint -q "$m"; then umount "$m"; fi
+  done
   rm -rf "$t"
 }
 trap cleanup EXIT
@@ -53,3 +56,19 @@ kview=$(cd "$t/kernel" && find . -printf '%p %M %s\n' | sort)
 umount "$t/kernel"
 if [ "$view" = "$kview" ]; then echo "  identical tree under kernel overlayfs ($(echo "$view" | wc -l) entries)"
 else diff <(echo "$view") <(echo "$kview"); echo "  MISMATCH"; exit 1; fi
+
+step "strata: an OCI image (built here with umoci: base layer + app layer), pulled into a store, mounted by name"
+export STRATA_ROOT=$t/store
+umoci init --layout "$t/layout" && umoci new --image "$t/layout:demo"
+umoci unpack --image "$t/layout:demo" "$t/bundle" >/dev/null
+cp -a "$t/base/." "$t/bundle/rootfs/" && umoci repack --image "$t/layout:demo" "$t/bundle"
+rm -rf "$t/bundle" && umoci unpack --image "$t/layout:demo" "$t/bundle" >/dev/null
+cp -a "$t/app/usr/." "$t/bundle/rootfs/usr/" && rm "$t/bundle/rootfs/etc/motd"
+umoci repack --image "$t/layout:demo" "$t/bundle"
+"$strata" pull oci:"$t/layout:demo"
+"$strata" pull oci:"$t/layout:demo"     # again: every layer is already in the store
+"$strata" images
+mnt=$("$strata" mount --name demo localhost/layout:demo)
+echo "  mounted at $mnt:"; "$mnt/usr/bin/hello"
+[ -e "$mnt/etc/motd" ] || echo "  etc/motd: deleted by the app layer"
+"$strata" umount demo
