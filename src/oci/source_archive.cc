@@ -91,7 +91,7 @@ Result<std::pair<store::Digest, int64_t>> hash_file(int fd) {
 
 class DockerArchiveSource : public Source {
  public:
-  static Result<std::unique_ptr<Source>> open(std::unique_ptr<TempDir> tmp, const std::string& file) {
+  static Result<std::unique_ptr<Source>> from_unpacked(std::unique_ptr<TempDir> tmp, const std::string& file) {
     auto s = std::unique_ptr<DockerArchiveSource>(new DockerArchiveSource);
     s->tmp_ = std::move(tmp);
     s->file_ = file;
@@ -184,7 +184,7 @@ Result<std::unique_ptr<Source>> open_oci_archive(const store::Store& store, cons
 
 Result<std::unique_ptr<Source>> open_docker_archive(const store::Store& store, const std::string& file) {
   STRATA_ASSIGN_OR_RETURN(tmp, extract(store, file));
-  return DockerArchiveSource::open(std::move(tmp), file);
+  return DockerArchiveSource::from_unpacked(std::move(tmp), file);
 }
 
 }  // namespace strata::oci
