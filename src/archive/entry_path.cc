@@ -33,8 +33,19 @@ std::string quote_name(std::string_view name) {
 }
 
 Result<EntryPath> parse_entry_path(std::string_view name) {
-  if (!name.empty() && name[0] == '/')
-    return make_error(EINVAL, "unpack", quote_name(name) + ": absolute path");
+  if (!name.empty() && name[0] == '/') {
+    // `umoci insert SRC /` names the root "/": like ".", it is the layer root. Any other absolute name is refused.
+    bool root_only = true;
+    for (size_t pos = 0; pos <= name.size() && root_only;) {
+      size_t slash = name.find('/', pos);
+      if (slash == std::string_view::npos) slash = name.size();
+      std::string_view comp = name.substr(pos, slash - pos);
+      root_only = comp.empty() || comp == ".";
+      pos = slash + 1;
+    }
+    if (!root_only) return make_error(EINVAL, "unpack", quote_name(name) + ": absolute path");
+    return EntryPath{};
+  }
   EntryPath p;
   size_t pos = 0;
   while (pos <= name.size()) {

@@ -3,9 +3,9 @@
 // components. Pure functions, no I/O.
 //
 // Accepted: relative names. "./" prefixes, repeated and trailing slashes and "." components are
-// dropped; "", "." and "./" name the root (no components). Components are otherwise kept byte for
-// byte (any byte but '/' and NUL; the kernel enforces NAME_MAX).
-// Refused with EINVAL: an absolute name ("/x", "/") and any ".." component ("../x", "a/../../x",
+// dropped; "", ".", "./" and "/" (umoci insert writes it) name the root (no components). Components
+// are otherwise kept byte for byte (any byte but '/' and NUL; the kernel enforces NAME_MAX).
+// Refused with EINVAL: any other absolute name ("/x") and any ".." component ("../x", "a/../../x",
 // "a/.."), even one that would stay inside: a layer never needs one, and refusing is simpler to
 // reason about than resolving.
 // Errors: Error{EINVAL, "unpack", "'NAME': why"}. Thread-safety: pure.

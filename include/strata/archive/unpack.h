@@ -14,8 +14,8 @@
 // accepted, and so is an empty stream (no entries). Names are kept byte for byte, UTF-8 or not.
 //
 // Paths (every entry is untrusted):
-//   - "./" prefixes, repeated and trailing slashes and "." components are dropped. "", "." and "./"
-//     name the root: umoci writes a "." entry; its metadata goes to dest_dirfd itself (it must be a
+//   - "./" prefixes, repeated and trailing slashes and "." components are dropped. "", ".", "./" and
+//     "/" name the root: umoci writes a "." entry (and `umoci insert` a "/" one); its metadata goes to dest_dirfd itself (it must be a
 //     directory entry).
 //   - An absolute name or a ".." component is an error naming the entry (EINVAL); so is a hard
 //     link target of either form. So is a directory component starting with ".wh." (overlay format
