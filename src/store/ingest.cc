@@ -186,6 +186,13 @@ Status Ingest::write(const void* data, size_t size) {
   return {};
 }
 
+Result<size_t> Ingest::read_at(uint64_t pos, void* buf, size_t size) const {
+  if (!fd_.valid()) return make_error(EBADF, "ingest read", digest_.to_string());
+  if (pos >= offset_) return size_t{0};
+  size = static_cast<size_t>(std::min<uint64_t>(size, offset_ - pos));
+  return sys::pread_some(fd_.get(), buf, size, static_cast<off_t>(pos));
+}
+
 Status Ingest::reset() {
   if (finished_)
     return make_error(EINVAL, "ingest reset", digest_.to_string() + ": ingest already finished");

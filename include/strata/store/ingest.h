@@ -59,6 +59,9 @@ class Ingest {
   // Bytes already written: resume the download from here.
   uint64_t offset() const { return offset_; }
 
+  // Bytes of the data written so far, from `pos` (below offset()): a resumed download re-reads its
+  // prefix from here to hash and unpack the whole blob. 0 at offset().
+  Result<size_t> read_at(uint64_t pos, void* buf, size_t size) const;
   Status write(const void* data, size_t size);
   Status write(std::string_view data) { return write(data.data(), data.size()); }
   // Discard the data so far and start again at offset 0 (a server that ignored the Range request).
