@@ -43,6 +43,29 @@ Result<std::string> read_blob_whole(Source& src, const Descriptor& d) {
   return out;
 }
 
+// A partial ingest's bytes, then the source's stream from where they end.
+class ResumeReader : public BlobReader {
+ public:
+  ResumeReader(const store::Ingest& in, std::unique_ptr<BlobReader> rest)
+      : in_(in), prefix_(in.offset()), rest_(std::move(rest)) {}
+  Result<size_t> read(void* buf, size_t size) override {
+    if (pos_ < prefix_) {
+      auto n = in_.read_at(pos_, buf, size);
+      if (!n) return n;
+      if (*n == 0) return make_error(EIO, "ingest resume", in_.digest().to_string() + ": partial shrank");
+      pos_ += *n;
+      return n;
+    }
+    return rest_->read(buf, size);
+  }
+
+ private:
+  const store::Ingest& in_;
+  uint64_t prefix_;
+  uint64_t pos_ = 0;
+  std::unique_ptr<BlobReader> rest_;
+};
+
 // One layer: blob -> (ingest, decompress -> hash + unpack). See the header for the rules.
 class LayerPull {
  public:
@@ -56,10 +79,27 @@ class LayerPull {
       STRATA_ASSIGN_OR_RETURN(fd, store_.open_blob(blob_.digest));
       reader = fd_reader(std::move(fd));
     } else {
-      STRATA_ASSIGN_OR_RETURN(r, src.get_blob(blob_));
-      reader = std::move(r);
       STRATA_ASSIGN_OR_RETURN(in, store::Ingest::begin(store_, blob_.digest, static_cast<uint64_t>(blob_.size)));
       ingest_.emplace(std::move(in));
+      if (ingest_->complete()) {
+        // Committed by a concurrent pull while we waited for the partial's lock.
+        ingest_.reset();
+        STRATA_ASSIGN_OR_RETURN(fd, store_.open_blob(blob_.digest));
+        reader = fd_reader(std::move(fd));
+      } else if (ingest_->offset() > 0) {
+        // Resume: the partial's bytes, then the rest from the source (an HTTP Range request). The
+        // whole stream still passes through the hash and the unpacker below.
+        STRATA_ASSIGN_OR_RETURN(r, src.get_blob_from(blob_, ingest_->offset()));
+        if (r.start == ingest_->offset()) {
+          reader = std::make_unique<ResumeReader>(*ingest_, std::move(r.reader));
+        } else {
+          STRATA_TRY(ingest_->reset());  // the source ignored the range: start over
+          reader = std::move(r.reader);
+        }
+      } else {
+        STRATA_ASSIGN_OR_RETURN(r, src.get_blob(blob_));
+        reader = std::move(r);
+      }
     }
     InputFn raw = [&](void* buf, size_t size) -> Result<size_t> {
       auto n = reader->read(buf, size);
@@ -172,11 +212,12 @@ class LayerPull {
 };
 
 Status copy_blob(const store::Store& store, Source& src, const Descriptor& d) {
-  STRATA_ASSIGN_OR_RETURN(r, src.get_blob(d));
   STRATA_ASSIGN_OR_RETURN(in, store::Ingest::begin(store, d.digest, static_cast<uint64_t>(d.size)));
   if (in.complete()) return {};
-  // Re-read from the start; the ingest may already hold a prefix.
-  uint64_t pos = 0;
+  // From where the ingest stopped when the source can seek; else re-read and skip its prefix.
+  STRATA_ASSIGN_OR_RETURN(rb, src.get_blob_from(d, in.offset()));
+  auto& r = rb.reader;
+  uint64_t pos = rb.start;
   char buf[65536];
   while (true) {
     auto n = r->read(buf, sizeof buf);

@@ -2,6 +2,7 @@
 // The oci: transport (an OCI image layout directory) and the dispatch of open_source().
 #include <fcntl.h>
 
+#include "strata/oci/registry.h"
 #include "strata/oci/source.h"
 #include "strata/sys/fs.h"
 #include "strata/sys/fs_extra.h"
@@ -104,9 +105,9 @@ Result<std::unique_ptr<Source>> open_source(const Reference& ref, const store::S
     case Transport::kOciLayout: return open_oci_layout(ref.path, ref.tag);
     case Transport::kOciArchive: return open_oci_archive(store, ref.path, ref.tag);
     case Transport::kDockerArchive: return open_docker_archive(store, ref.path);
-    case Transport::kDocker: break;
+    case Transport::kDocker: return open_registry(ref, RegistryOptions{});
   }
-  return make_error(ENOTSUP, "pull", ref.to_string() + ": registry (docker://) pulls are not supported yet");
+  return make_error(EINVAL, "pull", ref.to_string() + ": unknown transport");
 }
 
 }  // namespace strata::oci

@@ -14,7 +14,9 @@
 // destroyed. docker-archive has no manifest of its own: a Docker schema2 manifest is synthesized
 // from manifest.json (config and layer digests computed from the files).
 // Errors: Result, naming the file or descriptor; ENOENT when a tag or blob is not there, EINVAL when
-// an oci: layout without tag holds more than one manifest. docker:// gives ENOTSUP for now.
+// an oci: layout without tag holds more than one manifest. docker:// is registry.h's
+// open_registry() (open_source() uses its default options: TLS verified, credentials from the auth
+// files).
 // Thread-safety: one thread per Source and per BlobReader.
 #pragma once
 
@@ -43,12 +45,26 @@ struct FetchedManifest {
   std::optional<Descriptor> descriptor;  // what the body must match (digest, size), when known
 };
 
+// A blob stream that may begin past the start: `start` is where reader's first byte is.
+struct RangedBlob {
+  std::unique_ptr<BlobReader> reader;
+  uint64_t start = 0;
+};
+
 class Source {
  public:
   virtual ~Source() = default;
   virtual Result<FetchedManifest> get_manifest() = 0;
   virtual Result<FetchedManifest> get_manifest(const Descriptor& d) = 0;
   virtual Result<std::unique_ptr<BlobReader>> get_blob(const Descriptor& d) = 0;
+  // The blob from byte `offset` where the transport can seek (a registry: "Range: bytes=N-"), to
+  // resume a partial ingest; a source that cannot gives the whole blob (start 0).
+  virtual Result<RangedBlob> get_blob_from(const Descriptor& d, uint64_t offset) {
+    (void)offset;  // the default cannot seek: the caller sees start == 0 and starts over
+    auto r = get_blob(d);
+    if (!r) return r.take_error();
+    return RangedBlob{std::move(*r), 0};
+  }
   // Names the source itself gives the image (docker-archive RepoTags); empty when it gives none.
   virtual std::vector<std::string> image_names() const { return {}; }
 };
