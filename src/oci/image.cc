@@ -4,6 +4,8 @@
 namespace strata::oci {
 
 std::pair<std::string, std::string> split_name(std::string_view name) {
+  // "REPO@sha256:..." (a registry image pulled by digest) has no tag.
+  if (auto at = name.find('@'); at != std::string_view::npos) return {std::string(name.substr(0, at)), "<none>"};
   auto slash = name.rfind('/');
   auto colon = name.rfind(':');
   if (colon == std::string_view::npos || (slash != std::string_view::npos && colon < slash)) {

@@ -6,6 +6,7 @@
 #include "strata/oci/image.h"
 #include "strata/oci/pull.h"
 #include "strata/oci/reference.h"
+#include "strata/oci/registry.h"
 
 namespace strata::tool {
 namespace {
@@ -14,13 +15,18 @@ constexpr const char* kUsage =
     "Usage: strata pull [OPTIONS] REF\n"
     "\n"
     "Copy an image into the store, verifying every blob and layer, and name it.\n"
-    "REF: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE\n"
-    "     ([docker://]REGISTRY/REPO[:TAG|@DIGEST] is recognised but not supported yet)\n"
+    "REF: [docker://]REGISTRY/REPO[:TAG|@sha256:DIGEST]  (a registry; the default transport)\n"
+    "     oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE\n"
     "\n"
     "Options:\n"
     "  --platform OS/ARCH[/VARIANT]  which image of a multi-platform index (default: this machine's)\n"
     "  --name NAME                   the name to give the image in the store\n"
     "                                (default: localhost/<base name>:<TAG>, or docker-archive's RepoTags)\n"
+    "  --creds USER:PASS             registry credentials (default: $REGISTRY_AUTH_FILE,\n"
+    "                                $XDG_RUNTIME_DIR/containers/auth.json, ~/.docker/config.json)\n"
+    "  --tls-verify=BOOL             verify the registry's TLS certificate (default true); false\n"
+    "                                also allows plain HTTP\n"
+    "  --cert-dir DIR                trust the CA certificates DIR/*.crt for the registry\n"
     "  -q, --quiet                   no progress lines\n"
     "  -h, --help                    this help\n";
 
@@ -47,7 +53,7 @@ std::string base_name(const std::string& path, bool strip_ext) {
 
 int cmd_pull(const Globals& g, const Args& args) {
   oci::PullOptions opts;
-  std::string ref_text, name, platform;
+  std::string ref_text, name, platform, creds, tls_verify, cert_dir;
   bool quiet = false;
   for (size_t i = 0; i < args.size(); ++i) {
     bool missing = false;
@@ -55,11 +61,17 @@ int cmd_pull(const Globals& g, const Args& args) {
       std::fputs(kUsage, stdout);
       return 0;
     }
-    if (take_value(args, i, "--platform", &platform, &missing) || take_value(args, i, "--name", &name, &missing)) {
+    if (take_value(args, i, "--platform", &platform, &missing) || take_value(args, i, "--name", &name, &missing) ||
+        take_value(args, i, "--creds", &creds, &missing) || take_value(args, i, "--cert-dir", &cert_dir, &missing)) {
       if (missing) return usage_error("pull", args[i] + " needs a value");
       continue;
     }
-    if (args[i] == "-q" || args[i] == "--quiet") {
+    if (args[i] == "--tls-verify") {
+      tls_verify = "true";
+    } else if (args[i].rfind("--tls-verify=", 0) == 0) {
+      tls_verify = args[i].substr(13);
+      if (tls_verify != "true" && tls_verify != "false") return usage_error("pull", "--tls-verify takes true or false");
+    } else if (args[i] == "-q" || args[i] == "--quiet") {
       quiet = true;
     } else if (args[i].size() > 1 && args[i][0] == '-') {
       return usage_error("pull", "unknown option '" + args[i] + "'");
@@ -77,16 +89,28 @@ int cmd_pull(const Globals& g, const Args& args) {
   }
   auto ref = oci::parse_reference(ref_text);
   if (!ref) return fail(ref.error());
-  if (ref->transport == oci::Transport::kDocker) {
-    return fail(ref->to_string() + ": pulling from a registry (docker://) is not supported yet");
+  bool registry = ref->transport == oci::Transport::kDocker;
+  if (!registry && (!creds.empty() || !tls_verify.empty() || !cert_dir.empty())) {
+    return usage_error("pull", "--creds, --tls-verify and --cert-dir apply to registry references only");
+  }
+  oci::RegistryOptions ropts;
+  ropts.tls_verify = tls_verify != "false";
+  ropts.cert_dir = cert_dir;
+  if (!creds.empty()) {
+    auto c = oci::parse_creds(creds);
+    if (!c) return usage_error("pull", "--creds: expected USER:PASSWORD");
+    ropts.creds = *c;
   }
   auto st = open_store(g, true);
   if (!st) return fail(st.error());
-  auto src = oci::open_source(*ref, *st);
+  auto src = registry ? oci::open_registry(*ref, ropts) : oci::open_source(*ref, *st);
   if (!src) return fail(src.error());
 
   if (!name.empty()) {
     opts.names.push_back(name);
+  } else if (registry) {
+    // Named as docker names it: REGISTRY/REPO:TAG, or REGISTRY/REPO@sha256:... for a digest only.
+    opts.names.push_back(ref->registry + "/" + ref->repository + (ref->tag.empty() ? "@" + ref->digest : ":" + ref->tag));
   } else if (auto given = (*src)->image_names(); !given.empty()) {
     opts.names = given;
   } else {
