@@ -1,0 +1,307 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Integration tests of `strata pull` from a registry: Debian's docker-registry (distribution) run
+here on 127.0.0.1, plain HTTP, once anonymous and once with htpasswd basic auth; images built here
+with umoci and pushed with skopeo (OCI and Docker schema2). No network beyond 127.0.0.1.
+
+Not covered yet: TLS (--cert-dir) and the bearer-token flow (needs a token server).
+
+Run (root): python3 registry_test.py --strata PATH [-k PATTERN]. Exit 77 when not root or
+docker-registry/htpasswd/umoci/skopeo are missing; 1 instead when STRATA_REQUIRE_MOUNT=1.
+"""
+import argparse
+import base64
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "differential"))
+import strata_test  # noqa: E402
+import treedump  # noqa: E402
+from strata_test import BASE, TOP, WHITE, make_image, run  # noqa: E402
+
+STRATA = None
+USER, PASSWORD = "tester", "s3cret-pw"
+
+
+def have_facilities():
+    if os.geteuid() != 0:
+        return "not root"
+    for tool in ("docker-registry", "htpasswd", "umoci", "skopeo"):
+        if not shutil.which(tool):
+            return "no " + tool
+    return None
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Registry:
+    """One docker-registry process in its own process group, storage in a temporary directory."""
+
+    def __init__(self, workdir, htpasswd=None):
+        self.dir = tempfile.mkdtemp(prefix="registry-", dir=workdir)
+        self.port = free_port()
+        self.addr = "127.0.0.1:%d" % self.port
+        cfg = ["version: 0.1", "log:", "  level: warn", "storage:", "  filesystem:",
+               "    rootdirectory: %s" % os.path.join(self.dir, "data"), "http:", "  addr: %s" % self.addr]
+        if htpasswd:
+            cfg += ["auth:", "  htpasswd:", "    realm: strata-test", "    path: %s" % htpasswd]
+        self.config = os.path.join(self.dir, "config.yml")
+        with open(self.config, "w") as f:
+            f.write("\n".join(cfg) + "\n")
+        self.log = open(os.path.join(self.dir, "log"), "w")
+        self.proc = subprocess.Popen(["docker-registry", "serve", self.config], stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen("http://%s/v2/" % self.addr, timeout=2)
+                break
+            except urllib.error.HTTPError:
+                break  # 401: up, wants credentials
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("docker-registry did not start: " + open(self.log.name).read())
+                time.sleep(0.1)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=10)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait()
+        self.log.close()
+
+    def push(self, layout, tag, repo, fmt=None, creds=None):
+        args = ["skopeo", "copy", "--quiet", "oci:%s:%s" % (layout, tag), "docker://%s/%s" % (self.addr, repo),
+                "--dest-tls-verify=false"]
+        if fmt:
+            args += ["--format", fmt]
+        if creds:
+            args += ["--dest-creds", creds]
+        run(*args)
+
+    def digest(self, repo, creds=None):
+        args = ["skopeo", "inspect", "--raw", "--tls-verify=false", "docker://%s/%s" % (self.addr, repo)]
+        if creds:
+            args += ["--creds", creds]
+        raw = run(*args).stdout.encode()
+        return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+WORK = None
+PLAIN = None
+AUTH = None
+LAYOUT = None
+
+
+def setUpModule():
+    global WORK, PLAIN, AUTH, LAYOUT
+    WORK = tempfile.mkdtemp(prefix="strata-registry-test-")
+    LAYOUT = os.path.join(WORK, "img")
+    make_image(LAYOUT, "v1", [BASE, TOP, WHITE])
+    htpasswd = os.path.join(WORK, "htpasswd")
+    run("htpasswd", "-Bbc", htpasswd, USER, PASSWORD)
+    PLAIN = Registry(WORK)
+    AUTH = Registry(WORK, htpasswd=htpasswd)
+    PLAIN.push(LAYOUT, "v1", "test/img:v1")
+    PLAIN.push(LAYOUT, "v1", "test/docker:v1", fmt="v2s2")
+    AUTH.push(LAYOUT, "v1", "private/img:v1", creds="%s:%s" % (USER, PASSWORD))
+
+
+def tearDownModule():
+    for r in (PLAIN, AUTH):
+        if r:
+            r.stop()
+    if WORK:
+        shutil.rmtree(WORK, ignore_errors=True)
+
+
+class RegistryCase(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="case-", dir=WORK)
+        self.root = os.path.join(self.tmp, "root")
+        # No auth file of the host's may leak in: HOME and XDG_RUNTIME_DIR point at empty directories.
+        self.env = dict(os.environ, STRATA_ROOT=self.root, HOME=self.tmp, XDG_RUNTIME_DIR=self.tmp)
+        self.env.pop("REGISTRY_AUTH_FILE", None)
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def strata(self, *args, check=True, root=None, env=None):
+        e = dict(env or self.env)
+        if root:
+            e["STRATA_ROOT"] = root
+        return run(STRATA, *args, check=check, env=e)
+
+    def inspect(self, image, root=None):
+        return json.loads(self.strata("inspect", image, root=root).stdout)[0]
+
+    def layer_dumps(self, root):
+        d = os.path.join(root, "layers")
+        return {x: treedump.dump_text(os.path.join(d, x, "diff")) for x in os.listdir(d) if not x.startswith(".")}
+
+    def oci_reference_root(self):
+        """The same image pulled with the oci: transport into a second store."""
+        other = os.path.join(self.tmp, "oci-root")
+        self.strata("pull", "-q", "oci:%s:v1" % LAYOUT, root=other)
+        return other
+
+
+class Anonymous(RegistryCase):
+    def test_pull_compare_repull(self):
+        ref = "%s/test/img:v1" % PLAIN.addr
+        r = self.strata("pull", "--tls-verify=false", ref)
+        self.assertEqual(len([l for l in r.stdout.splitlines() if ": pulled " in l]), 3, r.stdout)
+        want = PLAIN.digest("test/img:v1")
+        self.assertIn("Digest: " + want, r.stdout)
+        got = self.inspect(ref)
+        self.assertIn("%s/test/img@%s" % (PLAIN.addr, want), got["RepoDigests"])
+        self.assertEqual(got["RepoTags"], [ref])
+        other = self.oci_reference_root()
+        self.assertEqual(got["RootFS"], self.inspect("localhost/img:v1", root=other)["RootFS"])
+        self.assertEqual(self.layer_dumps(self.root), self.layer_dumps(other))
+        r = self.strata("pull", "--tls-verify=false", "docker://" + ref)
+        self.assertEqual(len([l for l in r.stdout.splitlines() if l.endswith(": already exists")]), 3, r.stdout)
+
+    def test_docker_schema2(self):
+        ref = "%s/test/docker:v1" % PLAIN.addr
+        self.strata("pull", "-q", "--tls-verify=false", ref)
+        got = self.inspect(ref)
+        self.assertEqual(got["Manifest"]["MediaType"], "application/vnd.docker.distribution.manifest.v2+json")
+        self.assertEqual(got["Manifest"]["Digest"], PLAIN.digest("test/docker:v1"))
+        other = self.oci_reference_root()
+        self.assertEqual(got["RootFS"], self.inspect("localhost/img:v1", root=other)["RootFS"])
+        self.assertEqual(self.layer_dumps(self.root), self.layer_dumps(other))
+
+    def test_digest_reference(self):
+        dg = PLAIN.digest("test/img:v1")
+        ref = "%s/test/img@%s" % (PLAIN.addr, dg)
+        r = self.strata("pull", "--tls-verify=false", ref)
+        self.assertIn("Digest: " + dg, r.stdout)
+        self.assertEqual(self.inspect(ref)["Manifest"]["Digest"], dg)
+        self.assertIn("<none>", self.strata("images").stdout)
+        r = self.strata("pull", "--tls-verify=false", "%s/test/img@sha256:%s" % (PLAIN.addr, "0" * 64), check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertTrue(r.stderr.startswith("strata: "), r.stderr)
+
+    def test_missing_tag_and_repo(self):
+        for ref in ("test/img:nosuch", "test/nosuch:v1"):
+            r = self.strata("pull", "--tls-verify=false", "%s/%s" % (PLAIN.addr, ref), check=False)
+            self.assertNotEqual(r.returncode, 0, ref)
+            self.assertIn("HTTP 404", r.stderr)
+            self.assertIn("MANIFEST_UNKNOWN", r.stderr)
+
+    def test_tls_verify_default_refuses_plain_http(self):
+        r = self.strata("pull", "%s/test/img:v1" % PLAIN.addr, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(PLAIN.addr, r.stderr)
+
+    def test_resume_partial_blob(self):
+        """A partial ingest of the largest layer (as a killed pull leaves it) is resumed with Range."""
+        other = self.oci_reference_root()
+        manifest = json.loads(run("skopeo", "inspect", "--raw", "--tls-verify=false",
+                                  "docker://%s/test/img:v1" % PLAIN.addr).stdout)
+        big = max(manifest["layers"], key=lambda l: l["size"])
+        hexd = big["digest"].split(":")[1]
+        with open(os.path.join(other, "oci", "blobs", "sha256", hexd), "rb") as f:
+            data = f.read()
+        ingest = os.path.join(self.root, "ingest")
+        self.strata("images")  # creates the store
+        os.makedirs(ingest, exist_ok=True)
+        half = len(data) // 2
+        with open(os.path.join(ingest, hexd + ".partial"), "wb") as f:
+            f.write(data[:half])
+        with open(os.path.join(ingest, hexd + ".json"), "w") as f:
+            json.dump({"digest": big["digest"], "offset": half, "size": len(data)}, f)
+        self.strata("pull", "-q", "--tls-verify=false", "%s/test/img:v1" % PLAIN.addr)
+        self.assertEqual(self.layer_dumps(self.root), self.layer_dumps(other))
+        self.assertFalse(os.path.exists(os.path.join(ingest, hexd + ".partial")))
+
+
+class BasicAuth(RegistryCase):
+    def test_creds(self):
+        ref = "%s/private/img:v1" % AUTH.addr
+        r = self.strata("pull", "--tls-verify=false", ref, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("authentication required", r.stderr)
+        r = self.strata("pull", "--tls-verify=false", "--creds", USER + ":wrong", ref, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("rejected", r.stderr)
+        self.assertIn(USER, r.stderr)
+        self.assertFalse(os.path.isdir(os.path.join(self.root, "layers")) and
+                         [x for x in os.listdir(os.path.join(self.root, "layers")) if not x.startswith(".")])
+        r = self.strata("pull", "--tls-verify=false", "--creds", "%s:%s" % (USER, PASSWORD), ref)
+        self.assertEqual(len([l for l in r.stdout.splitlines() if ": pulled " in l]), 3, r.stdout)
+        self.assertEqual(self.layer_dumps(self.root), self.layer_dumps(self.oci_reference_root()))
+
+    def test_auth_files(self):
+        ref = "%s/private/img:v1" % AUTH.addr
+        auth = base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode()
+        docker = os.path.join(self.tmp, ".docker")
+        os.makedirs(docker)
+        with open(os.path.join(docker, "config.json"), "w") as f:
+            json.dump({"auths": {"http://" + AUTH.addr: {"auth": auth}}}, f)
+        self.strata("pull", "-q", "--tls-verify=false", ref)
+        # $REGISTRY_AUTH_FILE comes first: a wrong password there is used (and rejected).
+        bad = os.path.join(self.tmp, "auth.json")
+        with open(bad, "w") as f:
+            json.dump({"auths": {AUTH.addr: {"auth": base64.b64encode(b"tester:nope").decode()}}}, f)
+        r = self.strata("pull", "--tls-verify=false", ref, check=False, env=dict(self.env, REGISTRY_AUTH_FILE=bad))
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("rejected", r.stderr)
+
+
+def main():
+    global STRATA
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--strata", required=True)
+    ap.add_argument("-k", dest="pattern", action="append")
+    ap.add_argument("-v", action="store_true")
+    a = ap.parse_args()
+    STRATA = os.path.abspath(a.strata)
+    strata_test.STRATA = STRATA
+    why = have_facilities()
+    if why:
+        if os.environ.get("STRATA_REQUIRE_MOUNT") == "1":
+            print("FAIL: registry tests required but cannot run: " + why)
+            return 1
+        print("SKIP: " + why)
+        return 77
+    loader = unittest.TestLoader()
+    if a.pattern:
+        loader.testNamePatterns = ["*%s*" % p for p in a.pattern]
+    suite = loader.loadTestsFromModule(sys.modules[__name__])
+    try:
+        res = unittest.TextTestRunner(verbosity=2 if a.v else 1).run(suite)
+    finally:
+        tearDownModule()  # idempotent: the registries must not outlive the test
+    failed = len(res.failures) + len(res.errors)
+    print("%d passed, %d failed" % (res.testsRun - failed - len(res.skipped), failed))
+    return 0 if res.wasSuccessful() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
