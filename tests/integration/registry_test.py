@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
 """Integration tests of `strata pull` from a registry: Debian's docker-registry (distribution) run
-here on 127.0.0.1, plain HTTP, once anonymous and once with htpasswd basic auth; images built here
-with umoci and pushed with skopeo (OCI and Docker schema2). No network beyond 127.0.0.1.
-
-Not covered yet: TLS (--cert-dir) and the bearer-token flow (needs a token server).
+here on 127.0.0.1: plain HTTP anonymous, htpasswd basic auth, TLS with a CA made here (--cert-dir,
+--tls-verify=false), and bearer tokens from a small token server in this file (JWTs signed with
+`openssl dgst`, the certificate in the x5c header). Images built here with umoci and pushed with skopeo
+(OCI and Docker schema2). No network beyond 127.0.0.1.
 
 Run (root): python3 registry_test.py --strata PATH [-k PATTERN]. Exit 77 when not root or
 docker-registry/htpasswd/umoci/skopeo are missing; 1 instead when STRATA_REQUIRE_MOUNT=1.
 """
 import argparse
 import base64
+import http.server
+import ssl
+import threading
+import urllib.parse
+import uuid
 import hashlib
 import json
 import os
@@ -39,7 +44,7 @@ USER, PASSWORD = "tester", "s3cret-pw"
 def have_facilities():
     if os.geteuid() != 0:
         return "not root"
-    for tool in ("docker-registry", "htpasswd", "umoci", "skopeo"):
+    for tool in ("docker-registry", "htpasswd", "umoci", "skopeo", "openssl"):
         if not shutil.which(tool):
             return "no " + tool
     return None
@@ -54,14 +59,23 @@ def free_port():
 class Registry:
     """One docker-registry process in its own process group, storage in a temporary directory."""
 
-    def __init__(self, workdir, htpasswd=None):
+    def __init__(self, workdir, htpasswd=None, tls=None, token=None):
         self.dir = tempfile.mkdtemp(prefix="registry-", dir=workdir)
         self.port = free_port()
         self.addr = "127.0.0.1:%d" % self.port
-        cfg = ["version: 0.1", "log:", "  level: warn", "storage:", "  filesystem:",
+        cfg = ["version: 0.1", "log:", "  level: info", "storage:", "  filesystem:",
                "    rootdirectory: %s" % os.path.join(self.dir, "data"), "http:", "  addr: %s" % self.addr]
+        if tls:
+            cfg += ["  tls:", "    certificate: %s" % tls[0], "    key: %s" % tls[1]]
         if htpasswd:
             cfg += ["auth:", "  htpasswd:", "    realm: strata-test", "    path: %s" % htpasswd]
+        if token:
+            cfg += ["auth:", "  token:", "    realm: %s" % token.realm, "    service: %s" % TokenServer.SERVICE,
+                    "    issuer: %s" % TokenServer.ISSUER, "    rootcertbundle: %s" % token.cert]
+        self.scheme = "https" if tls else "http"
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
         self.config = os.path.join(self.dir, "config.yml")
         with open(self.config, "w") as f:
             f.write("\n".join(cfg) + "\n")
@@ -71,7 +85,8 @@ class Registry:
         deadline = time.monotonic() + 20
         while True:
             try:
-                urllib.request.urlopen("http://%s/v2/" % self.addr, timeout=2)
+                urllib.request.urlopen("%s://%s/v2/" % (self.scheme, self.addr), timeout=2,
+                                       context=ctx if tls else None)
                 break
             except urllib.error.HTTPError:
                 break  # 401: up, wants credentials
@@ -111,14 +126,111 @@ class Registry:
         return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class TokenServer:
+    """The distribution token flow's other half: GET /token?service=..&scope=.. answers a JWT (RS256,
+    signed with `openssl dgst`, its certificate in x5c) granting the requested actions to USER (with
+    the right password) and only `pull` on public/* to anonymous callers; a wrong password is 401."""
+    SERVICE = "strata-test-registry"
+    ISSUER = "strata-test-issuer"
+
+    def __init__(self, workdir):
+        self.key = os.path.join(workdir, "token.key")
+        self.cert = os.path.join(workdir, "token.crt")
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", self.key, "-out", self.cert,
+            "-days", "2", "-subj", "/CN=strata-token-signer")
+        der = subprocess.run(["openssl", "x509", "-in", self.cert, "-outform", "DER"], capture_output=True,
+                             check=True).stdout
+        self.x5c = base64.b64encode(der).decode()
+        self.requests = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                u = urllib.parse.urlparse(self.path)
+                q = urllib.parse.parse_qs(u.query)
+                user = None
+                h = self.headers.get("Authorization", "")
+                if h.startswith("Basic "):
+                    user, _, pw = base64.b64decode(h[6:]).decode().partition(":")
+                    if (user, pw) != (USER, PASSWORD):
+                        self.send_response(401)
+                        self.end_headers()
+                        return
+                server.requests.append({"user": user, "service": q.get("service"), "scope": q.get("scope")})
+                if u.path != "/token" or q.get("service") != [TokenServer.SERVICE]:
+                    self.send_response(400)
+                    self.end_headers()
+                    return
+                access = []
+                for sc in q.get("scope", []):
+                    typ, name, actions = sc.split(":")[0], ":".join(sc.split(":")[1:-1]), sc.split(":")[-1]
+                    acts = actions.split(",")
+                    if user is None:
+                        acts = ["pull"] if "pull" in acts and name.startswith("public/") else []
+                    access.append({"type": typ, "name": name, "actions": acts})
+                body = json.dumps({"token": server.sign(user or "", access)}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.realm = "http://127.0.0.1:%d/token" % self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def sign(self, sub, access):
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]}
+        claims = {"iss": self.ISSUER, "sub": sub, "aud": self.SERVICE, "exp": now + 600, "nbf": now - 60,
+                  "iat": now, "jti": uuid.uuid4().hex, "access": access}
+        signing_input = b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.key], input=signing_input.encode(),
+                             capture_output=True, check=True).stdout
+        return signing_input + "." + b64url(sig)
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def make_tls(workdir):
+    """A CA (ca/ca.crt, the --cert-dir) and a server certificate for 127.0.0.1 signed by it."""
+    cadir = os.path.join(workdir, "ca")
+    os.makedirs(cadir)
+    ca_key, ca_crt = os.path.join(workdir, "ca.key"), os.path.join(cadir, "ca.crt")
+    key, csr, crt = (os.path.join(workdir, n) for n in ("server.key", "server.csr", "server.crt"))
+    ext = os.path.join(workdir, "server.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca_crt, "-days", "2",
+        "-subj", "/CN=strata-test-ca")
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1")
+    run("openssl", "x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial", "-out", crt,
+        "-days", "2", "-extfile", ext)
+    return cadir, (crt, key)
+
+
 WORK = None
 PLAIN = None
 AUTH = None
+TLS = None
+BEARER = None
+TOKENS = None
+CADIR = None
 LAYOUT = None
 
 
 def setUpModule():
-    global WORK, PLAIN, AUTH, LAYOUT
+    global WORK, PLAIN, AUTH, TLS, BEARER, TOKENS, CADIR, LAYOUT
     WORK = tempfile.mkdtemp(prefix="strata-registry-test-")
     LAYOUT = os.path.join(WORK, "img")
     make_image(LAYOUT, "v1", [BASE, TOP, WHITE])
@@ -129,12 +241,24 @@ def setUpModule():
     PLAIN.push(LAYOUT, "v1", "test/img:v1")
     PLAIN.push(LAYOUT, "v1", "test/docker:v1", fmt="v2s2")
     AUTH.push(LAYOUT, "v1", "private/img:v1", creds="%s:%s" % (USER, PASSWORD))
+    CADIR, pair = make_tls(WORK)
+    TLS = Registry(WORK, tls=pair)
+    TLS.push(LAYOUT, "v1", "test/img:v1")
+    TOKENS = TokenServer(WORK)
+    BEARER = Registry(WORK, token=TOKENS)
+    for repo in ("private/img:v1", "public/img:v1"):
+        BEARER.push(LAYOUT, "v1", repo, creds="%s:%s" % (USER, PASSWORD))
 
 
 def tearDownModule():
-    for r in (PLAIN, AUTH):
+    global PLAIN, AUTH, TLS, BEARER, TOKENS
+    for r in (PLAIN, AUTH, TLS, BEARER):
         if r:
             r.stop()
+    PLAIN = AUTH = TLS = BEARER = None
+    if TOKENS:
+        TOKENS.stop()
+        TOKENS = None
     if WORK:
         shutil.rmtree(WORK, ignore_errors=True)
 
@@ -236,7 +360,13 @@ class Anonymous(RegistryCase):
             f.write(data[:half])
         with open(os.path.join(ingest, hexd + ".json"), "w") as f:
             json.dump({"digest": big["digest"], "offset": half, "size": len(data)}, f)
-        self.strata("pull", "-q", "--tls-verify=false", "%s/test/img:v1" % PLAIN.addr)
+        with open(PLAIN.log.name) as f:
+            f.seek(0, os.SEEK_END)
+            self.strata("pull", "-q", "--tls-verify=false", "%s/test/img:v1" % PLAIN.addr)
+            time.sleep(0.2)
+            log = f.read()
+        # distribution logs each response; the resumed blob was a partial one (206 to the Range request).
+        self.assertTrue([l for l in log.splitlines() if hexd in l and "http.response.status=206" in l], log)
         self.assertEqual(self.layer_dumps(self.root), self.layer_dumps(other))
         self.assertFalse(os.path.exists(os.path.join(ingest, hexd + ".partial")))
 
@@ -270,6 +400,46 @@ class BasicAuth(RegistryCase):
         with open(bad, "w") as f:
             json.dump({"auths": {AUTH.addr: {"auth": base64.b64encode(b"tester:nope").decode()}}}, f)
         r = self.strata("pull", "--tls-verify=false", ref, check=False, env=dict(self.env, REGISTRY_AUTH_FILE=bad))
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("rejected", r.stderr)
+
+
+class Tls(RegistryCase):
+    def test_cert_dir_and_verification(self):
+        ref = "%s/test/img:v1" % TLS.addr
+        r = self.strata("pull", ref, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("certificate", r.stderr.lower())
+        self.strata("pull", "-q", "--cert-dir", CADIR, ref)
+        self.assertEqual(self.layer_dumps(self.root), self.layer_dumps(self.oci_reference_root()))
+        # Unverified TLS (not a fallback to http: the registry only speaks TLS).
+        other = os.path.join(self.tmp, "unverified")
+        self.strata("pull", "-q", "--tls-verify=false", ref, root=other)
+        self.assertEqual(self.layer_dumps(other), self.layer_dumps(self.root))
+        r = self.strata("pull", "--cert-dir", os.path.join(self.tmp, "nosuch"), ref, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("nosuch", r.stderr)
+
+
+class Bearer(RegistryCase):
+    def test_token_flow(self):
+        start = len(TOKENS.requests)
+        r = self.strata("pull", "--tls-verify=false", "--creds", "%s:%s" % (USER, PASSWORD),
+                        "%s/private/img:v1" % BEARER.addr)
+        self.assertEqual(len([l for l in r.stdout.splitlines() if ": pulled " in l]), 3, r.stdout)
+        self.assertEqual(self.layer_dumps(self.root), self.layer_dumps(self.oci_reference_root()))
+        reqs = TOKENS.requests[start:]
+        self.assertTrue(reqs, "no token was requested")
+        self.assertTrue(all(q["user"] == USER for q in reqs), reqs)
+        self.assertIn(["repository:private/img:pull"], [q["scope"] for q in reqs])
+
+    def test_anonymous_token_and_refusals(self):
+        self.strata("pull", "-q", "--tls-verify=false", "%s/public/img:v1" % BEARER.addr)
+        r = self.strata("pull", "--tls-verify=false", "%s/private/img:v1" % BEARER.addr, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("authentication required", r.stderr)
+        r = self.strata("pull", "--tls-verify=false", "--creds", USER + ":wrong", "%s/private/img:v1" % BEARER.addr,
+                        check=False)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("rejected", r.stderr)
 
