@@ -38,7 +38,9 @@ std::string lowercase(std::string s) {
 }
 
 std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\r' || s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
+  while (!s.empty() &&
+         (s.back() == '\r' || s.back() == '\n' || s.back() == ' ' || s.back() == '\t'))
+    s.pop_back();
   size_t i = 0;
   while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
   return s.substr(i);
@@ -60,7 +62,8 @@ class HttpStream : public BlobReader {
     if (headers_) curl_slist_free_all(headers_);
   }
 
-  static Result<std::unique_ptr<HttpStream>> open(const std::string& url, const std::vector<std::string>& headers,
+  static Result<std::unique_ptr<HttpStream>> open(const std::string& url,
+                                                  const std::vector<std::string>& headers,
                                                   const TlsConfig& tls) {
     global_init();
     std::unique_ptr<HttpStream> s(new HttpStream());
@@ -133,7 +136,9 @@ class HttpStream : public BlobReader {
       STRATA_ASSIGN_OR_RETURN(n, read(tmp, sizeof tmp));
       if (n == 0) break;
       out.append(tmp, n);
-      if (out.size() > max) return make_error(EFBIG, "GET", url_ + ": response larger than " + std::to_string(max) + " bytes");
+      if (out.size() > max)
+        return make_error(EFBIG, "GET",
+                          url_ + ": response larger than " + std::to_string(max) + " bytes");
     }
     return out;
   }
@@ -173,7 +178,7 @@ class HttpStream : public BlobReader {
         done_ = true;
         if (m->data.result != CURLE_OK) {
           int err = m->data.result == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT
-                    : m->data.result == CURLE_COULDNT_CONNECT ? ECONNREFUSED
+                    : m->data.result == CURLE_COULDNT_CONNECT  ? ECONNREFUSED
                                                                : EIO;
           return make_error(err, "GET", url_ + ": " + curl_easy_strerror(m->data.result));
         }
@@ -203,8 +208,8 @@ class HttpStream : public BlobReader {
 std::string url_escape(const std::string& s) {
   std::string out;
   for (unsigned char c : s) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-        c == '.' || c == '~') {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '_' || c == '.' || c == '~') {
       out.push_back(static_cast<char>(c));
     } else {
       static const char* hex = "0123456789ABCDEF";
@@ -244,7 +249,8 @@ std::string describe(HttpStream& s) {
       const auto& e = j["errors"][0];
       if (e.is_object()) {
         if (e.contains("code") && e["code"].is_string()) what += " " + e["code"].get<std::string>();
-        if (e.contains("message") && e["message"].is_string()) what += ": " + e["message"].get<std::string>();
+        if (e.contains("message") && e["message"].is_string())
+          what += ": " + e["message"].get<std::string>();
       }
     }
   }
@@ -253,10 +259,15 @@ std::string describe(HttpStream& s) {
 
 int errno_for(long status) {
   switch (status) {
-    case 401: case 403: return EACCES;
-    case 404: return ENOENT;
-    case 416: return ERANGE;
-    default: return EIO;
+    case 401:
+    case 403:
+      return EACCES;
+    case 404:
+      return ENOENT;
+    case 416:
+      return ERANGE;
+    default:
+      return EIO;
   }
 }
 
@@ -289,7 +300,8 @@ Result<std::string> load_ca_dir(const std::string& dir) {
 
 class RegistrySource : public Source {
  public:
-  RegistrySource(Reference ref, RegistryOptions opts) : ref_(std::move(ref)), opts_(std::move(opts)) {}
+  RegistrySource(Reference ref, RegistryOptions opts)
+      : ref_(std::move(ref)), opts_(std::move(opts)) {}
 
   Status connect() {
     tls_.verify = opts_.tls_verify;
@@ -312,12 +324,14 @@ class RegistrySource : public Source {
       base_ = "http://" + host_;
       ping = HttpStream::open(base_ + "/v2/", {}, tls_);
     }
-    if (!ping) return make_error(ping.error().err, "ping registry " + ref_.registry, ping.error().detail);
+    if (!ping)
+      return make_error(ping.error().err, "ping registry " + ref_.registry, ping.error().detail);
     HttpStream& p = **ping;
     if (p.status() == 401) {
       STRATA_TRY(authenticate(p.header("www-authenticate")));
     } else if (p.status() != 200) {
-      return make_error(EIO, "ping registry", base_ + "/v2/: " + describe(p) + " (not a registry?)");
+      return make_error(EIO, "ping registry",
+                        base_ + "/v2/: " + describe(p) + " (not a registry?)");
     }
     return {};
   }
@@ -354,8 +368,9 @@ class RegistrySource : public Source {
     STRATA_ASSIGN_OR_RETURN(s, request("/blobs/" + d.digest.to_string(), h));
     if (s->status() == 206 && offset > 0) return RangedBlob{std::move(s), offset};
     if (s->status() == 200) return RangedBlob{std::move(s), 0};
-    return make_error(errno_for(s->status()), "GET blob", ref_.registry + "/" + ref_.repository + " " +
-                                                              d.digest.to_string() + ": " + describe(*s));
+    return make_error(
+        errno_for(s->status()), "GET blob",
+        ref_.registry + "/" + ref_.repository + " " + d.digest.to_string() + ": " + describe(*s));
   }
 
  private:
@@ -386,7 +401,8 @@ class RegistrySource : public Source {
   }
 
   // GET base/v2/REPO + path; a 401 runs the challenge once and retries.
-  Result<std::unique_ptr<HttpStream>> request(const std::string& path, const std::vector<std::string>& extra) {
+  Result<std::unique_ptr<HttpStream>> request(const std::string& path,
+                                              const std::vector<std::string>& extra) {
     std::string url = base_ + "/v2/" + ref_.repository + path;
     for (int attempt = 0;; ++attempt) {
       std::vector<std::string> h = extra;
@@ -406,11 +422,13 @@ class RegistrySource : public Source {
   Error unauthorized(HttpStream& s) {
     std::string why = describe(s);
     if (creds_) {
-      return make_error(EACCES, "authenticate", ref_.registry + ": credentials for user '" + creds_->user +
-                                                    "' rejected (" + why + ")");
+      return make_error(
+          EACCES, "authenticate",
+          ref_.registry + ": credentials for user '" + creds_->user + "' rejected (" + why + ")");
     }
-    return make_error(EACCES, "authenticate", ref_.registry + ": authentication required (" + why +
-                                                  "); give --creds USER:PASS or log in");
+    return make_error(EACCES, "authenticate",
+                      ref_.registry + ": authentication required (" + why +
+                          "); give --creds USER:PASS or log in");
   }
 
   Status authenticate(const std::string& header) {
@@ -418,21 +436,24 @@ class RegistrySource : public Source {
     if (!c) return make_error(EACCES, "authenticate", ref_.registry + ": " + c.error().detail);
     if (c->scheme == "basic") {
       if (!creds_) {
-        return make_error(EACCES, "authenticate",
-                          ref_.registry + ": authentication required; give --creds USER:PASS or log in");
+        return make_error(
+            EACCES, "authenticate",
+            ref_.registry + ": authentication required; give --creds USER:PASS or log in");
       }
       auth_ = "Basic " + base64_encode(creds_->user + ":" + creds_->password);
       return {};
     }
     if (c->scheme != "bearer") {
-      return make_error(ENOTSUP, "authenticate", ref_.registry + ": unsupported scheme '" + c->scheme + "'");
+      return make_error(ENOTSUP, "authenticate",
+                        ref_.registry + ": unsupported scheme '" + c->scheme + "'");
     }
     auto realm = c->params.find("realm");
     if (realm == c->params.end() || realm->second.empty()) {
       return make_error(EACCES, "authenticate", ref_.registry + ": bearer challenge without realm");
     }
     std::string scope = "repository:" + ref_.repository + ":pull";
-    if (auto sc = c->params.find("scope"); sc != c->params.end() && !sc->second.empty()) scope = sc->second;
+    if (auto sc = c->params.find("scope"); sc != c->params.end() && !sc->second.empty())
+      scope = sc->second;
     std::string url = realm->second;
     char sep = url.find('?') == std::string::npos ? '?' : '&';
     if (auto sv = c->params.find("service"); sv != c->params.end()) {
@@ -441,7 +462,8 @@ class RegistrySource : public Source {
     }
     url += sep + std::string("scope=") + url_escape(scope);
     std::vector<std::string> h;
-    if (creds_) h.push_back("Authorization: Basic " + base64_encode(creds_->user + ":" + creds_->password));
+    if (creds_)
+      h.push_back("Authorization: Basic " + base64_encode(creds_->user + ":" + creds_->password));
     STRATA_ASSIGN_OR_RETURN(s, HttpStream::open(url, h, tls_));
     if (s->status() != 200) {
       if (s->status() == 401 || s->status() == 403) return unauthorized(*s);
@@ -458,7 +480,8 @@ class RegistrySource : public Source {
         }
       }
     }
-    if (token.empty()) return make_error(EBADMSG, "get token", realm->second + ": no token in the answer");
+    if (token.empty())
+      return make_error(EBADMSG, "get token", realm->second + ": no token in the answer");
     auth_ = "Bearer " + token;
     return {};
   }
@@ -472,8 +495,10 @@ class RegistrySource : public Source {
 
 }  // namespace
 
-Result<std::unique_ptr<Source>> open_registry(const Reference& ref, const RegistryOptions& options) {
-  if (ref.transport != Transport::kDocker) return make_error(EINVAL, "open registry", ref.to_string());
+Result<std::unique_ptr<Source>> open_registry(const Reference& ref,
+                                              const RegistryOptions& options) {
+  if (ref.transport != Transport::kDocker)
+    return make_error(EINVAL, "open registry", ref.to_string());
   auto src = std::make_unique<RegistrySource>(ref, options);
   STRATA_TRY(src->connect());
   return std::unique_ptr<Source>(std::move(src));

@@ -14,8 +14,12 @@ namespace {
 
 constexpr size_t kMaxAuthFile = 4u << 20;
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-bool is_space(char c) { return c == ' ' || c == '\t'; }
+char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+bool is_space(char c) {
+  return c == ' ' || c == '\t';
+}
 bool is_token_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
          std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
@@ -75,7 +79,8 @@ Result<AuthChallenge> parse_www_authenticate(std::string_view h) {
     std::string name;
     size_t start = i;
     while (i < h.size() && is_token_char(h[i])) name.push_back(lower(h[i++]));
-    if (name.empty()) return bad_header(h, "expected a parameter at offset " + std::to_string(start));
+    if (name.empty())
+      return bad_header(h, "expected a parameter at offset " + std::to_string(start));
     while (i < h.size() && is_space(h[i])) ++i;
     if (i >= h.size() || h[i] != '=') {
       // "Bearer realm=..., Basic realm=..." - a second challenge starts: keep the first only.
@@ -145,12 +150,15 @@ Result<std::string> base64_decode(std::string_view in) {
   return out;
 }
 
-Result<std::optional<Credentials>> parse_auth_file(std::string_view json, std::string_view registry) {
+Result<std::optional<Credentials>> parse_auth_file(std::string_view json,
+                                                   std::string_view registry) {
   auto j = nlohmann::json::parse(json, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return make_error(EINVAL, "parse auth file", "not a JSON object");
+  if (j.is_discarded() || !j.is_object())
+    return make_error(EINVAL, "parse auth file", "not a JSON object");
   auto auths = j.find("auths");
   if (auths == j.end()) return std::optional<Credentials>();
-  if (!auths->is_object()) return make_error(EINVAL, "parse auth file", "\"auths\" is not an object");
+  if (!auths->is_object())
+    return make_error(EINVAL, "parse auth file", "\"auths\" is not an object");
   // An exact key wins over a URL-shaped one naming the same host.
   const nlohmann::json* entry = nullptr;
   std::string entry_key;
@@ -166,7 +174,9 @@ Result<std::optional<Credentials>> parse_auth_file(std::string_view json, std::s
     }
   }
   if (!entry) return std::optional<Credentials>();
-  auto bad = [&](const std::string& why) { return make_error(EINVAL, "parse auth file", entry_key + ": " + why); };
+  auto bad = [&](const std::string& why) {
+    return make_error(EINVAL, "parse auth file", entry_key + ": " + why);
+  };
   if (!entry->is_object()) return bad("not an object");
   auto a = entry->find("auth");
   if (a == entry->end() || !a->is_string() || a->get<std::string>().empty()) {
@@ -183,8 +193,10 @@ Result<std::optional<Credentials>> parse_auth_file(std::string_view json, std::s
 Result<std::optional<Credentials>> find_credentials(std::string_view registry) {
   std::vector<std::string> files;
   if (const char* f = std::getenv("REGISTRY_AUTH_FILE"); f && *f) files.emplace_back(f);
-  if (const char* x = std::getenv("XDG_RUNTIME_DIR"); x && *x) files.push_back(std::string(x) + "/containers/auth.json");
-  if (const char* h = std::getenv("HOME"); h && *h) files.push_back(std::string(h) + "/.docker/config.json");
+  if (const char* x = std::getenv("XDG_RUNTIME_DIR"); x && *x)
+    files.push_back(std::string(x) + "/containers/auth.json");
+  if (const char* h = std::getenv("HOME"); h && *h)
+    files.push_back(std::string(h) + "/.docker/config.json");
   for (const auto& f : files) {
     auto body = read_file(f);
     if (!body) {

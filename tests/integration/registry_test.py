@@ -331,6 +331,36 @@ class Anonymous(RegistryCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertTrue(r.stderr.startswith("strata: "), r.stderr)
 
+    def test_index_and_manifest_list(self):
+        lay = os.path.join(self.tmp, "multi")
+        make_image(lay, "v1", [{"f": b"1"}])
+        idx_path = os.path.join(lay, "index.json")
+        idx = json.load(open(idx_path))
+        desc = dict(idx["manifests"][0])
+        desc.pop("annotations", None)
+        desc["mediaType"] = "application/vnd.oci.image.manifest.v1+json"
+        sub = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+               "manifests": [dict(desc, platform={"os": "linux", "architecture": "arm64", "variant": "v8"}),
+                             dict(desc, platform={"os": "linux", "architecture": "amd64"})]}
+        body = json.dumps(sub).encode()
+        dig = hashlib.sha256(body).hexdigest()
+        open(os.path.join(lay, "blobs", "sha256", dig), "wb").write(body)
+        idx["manifests"].append({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": "sha256:" + dig,
+                                 "size": len(body), "annotations": {"org.opencontainers.image.ref.name": "multi"}})
+        json.dump(idx, open(idx_path, "w"))
+        run("skopeo", "copy", "--quiet", "--all", "oci:%s:multi" % lay, "docker://%s/test/multi:oci" % PLAIN.addr,
+            "--dest-tls-verify=false")
+        run("skopeo", "copy", "--quiet", "--all", "--format", "v2s2", "oci:%s:multi" % lay,
+            "docker://%s/test/multi:list" % PLAIN.addr, "--dest-tls-verify=false")
+        for tag, mt in (("oci", "application/vnd.oci.image.manifest.v1+json"),
+                        ("list", "application/vnd.docker.distribution.manifest.v2+json")):
+            ref = "%s/test/multi:%s" % (PLAIN.addr, tag)
+            self.strata("pull", "-q", "--tls-verify=false", "--platform", "linux/arm64", ref)
+            self.assertEqual(self.inspect(ref)["Manifest"]["MediaType"], mt)
+            r = self.strata("pull", "--tls-verify=false", "--platform", "linux/s390x", ref, check=False)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("linux/s390x", r.stderr)
+
     def test_missing_tag_and_repo(self):
         for ref in ("test/img:nosuch", "test/nosuch:v1"):
             r = self.strata("pull", "--tls-verify=false", "%s/%s" % (PLAIN.addr, ref), check=False)

@@ -29,7 +29,8 @@ TEST(WwwAuthenticate, BasicCaseSpacesTokensEscapes) {
 }
 
 TEST(WwwAuthenticate, CommaInsideQuotesAndSecondChallenge) {
-  auto c = parse_www_authenticate(R"(Bearer realm="http://a/t",scope="repository:x:pull,push", Basic realm="r")");
+  auto c = parse_www_authenticate(
+      R"(Bearer realm="http://a/t",scope="repository:x:pull,push", Basic realm="r")");
   ASSERT_TRUE(c.has_value()) << c.error().message();
   EXPECT_EQ(c->params["scope"], "repository:x:pull,push");
   EXPECT_EQ(c->params.size(), 2u);
@@ -43,7 +44,8 @@ TEST(WwwAuthenticate, SchemeOnly) {
 }
 
 TEST(WwwAuthenticate, Malformed) {
-  for (const char* h : {"", "   ", "=x", R"(Bearer realm="unterminated)", "Bearer realm=\"a\" junk", "Bearer =x"}) {
+  for (const char* h :
+       {"", "   ", "=x", R"(Bearer realm="unterminated)", "Bearer realm=\"a\" junk", "Bearer =x"}) {
     EXPECT_FALSE(parse_www_authenticate(h).has_value()) << h;
   }
 }
@@ -103,14 +105,16 @@ TEST(AuthFile, Malformed) {
   EXPECT_FALSE(parse_auth_file("[]", "x").has_value());
   EXPECT_FALSE(parse_auth_file(R"({"auths": []})", "x").has_value());
   EXPECT_FALSE(parse_auth_file(R"({"auths": {"x": {"auth": "!!"}}})", "x").has_value());
-  EXPECT_FALSE(parse_auth_file(R"({"auths": {"x": {"auth": "bm9jb2xvbg=="}}})", "x").has_value());  // "nocolon"
+  EXPECT_FALSE(parse_auth_file(R"({"auths": {"x": {"auth": "bm9jb2xvbg=="}}})", "x")
+                   .has_value());  // "nocolon"
 }
 
 TEST(AuthFile, SearchOrder) {
   auto dir = std::filesystem::temp_directory_path() / ("strata-auth-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir / "run" / "containers");
   std::filesystem::create_directories(dir / "home" / ".docker");
-  std::ofstream(dir / "run" / "containers" / "auth.json") << R"({"auths": {"r1": {"auth": "dTE6cDE="}}})";
+  std::ofstream(dir / "run" / "containers" / "auth.json")
+      << R"({"auths": {"r1": {"auth": "dTE6cDE="}}})";
   std::ofstream(dir / "home" / ".docker" / "config.json")
       << R"({"auths": {"r1": {"auth": "dTI6cDI="}, "r2": {"auth": "dTI6cDI="}}})";
   std::ofstream(dir / "explicit.json") << R"({"auths": {"r3": {"auth": "dTM6cDozZA=="}}})";

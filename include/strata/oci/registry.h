@@ -10,17 +10,18 @@
 // with an Accept header naming every manifest type pull understands (OCI manifest and index, Docker
 // schema2 manifest and manifest list): without it distribution converts schema2 to schema1 (another
 // digest) and answers 404 for an OCI index. The Content-Type header is the media type when the body
-// has none. A @sha256 reference's manifest is checked against that digest (by the pull pipeline, via
-// FetchedManifest::descriptor); for a tag, a Docker-Content-Digest header is checked the same way.
-// Blobs are streamed (libcurl, redirects followed; an Authorization header is never sent to another
-// host), and get_blob_from() sends "Range: bytes=N-" for a resumed ingest: 206 resumes, 200 restarts.
+// has none. A @sha256 reference's manifest is checked against that digest (by the pull pipeline,
+// via FetchedManifest::descriptor); for a tag, a Docker-Content-Digest header is checked the same
+// way. Blobs are streamed (libcurl, redirects followed; an Authorization header is never sent to
+// another host), and get_blob_from() sends "Range: bytes=N-" for a resumed ingest: 206 resumes, 200
+// restarts.
 //
 // Authentication: anonymous; basic (credentials from RegistryOptions::creds, else the auth files,
 // see find_credentials); bearer tokens (a 401 with `WWW-Authenticate: Bearer realm=..,service=..,
 // scope=..` -> GET realm?service=..&scope=.. with the basic credentials if any -> "token" or
-// "access_token" -> retried with `Authorization: Bearer`). Rejected credentials are EACCES naming the
-// registry; no credentials where some are needed too.
-// Errors: Result, naming the URL or registry. Thread-safety: one thread per Source and BlobReader.
+// "access_token" -> retried with `Authorization: Bearer`). Rejected credentials are EACCES naming
+// the registry; no credentials where some are needed too. Errors: Result, naming the URL or
+// registry. Thread-safety: one thread per Source and BlobReader.
 #pragma once
 
 #include <map>
@@ -50,7 +51,8 @@ struct RegistryOptions {
 };
 
 // One challenge of a WWW-Authenticate header: `Bearer realm="https://a/token",service="reg"`.
-// Scheme is lowercased; parameter names are lowercased, values unquoted (backslash escapes honoured).
+// Scheme is lowercased; parameter names are lowercased, values unquoted (backslash escapes
+// honoured).
 struct AuthChallenge {
   std::string scheme;
   std::map<std::string, std::string> params;
@@ -62,11 +64,12 @@ Result<AuthChallenge> parse_www_authenticate(std::string_view header);
 Result<Credentials> parse_creds(std::string_view text);
 
 // Credentials for `registry` (host[:port]) in an auth file body (containers auth.json or docker
-// config.json): auths.<key>.auth is base64("user:password"). Keys match as the registry itself, or as
-// a URL naming it ("https://host/v1/", "http://host"); docker.io also matches "index.docker.io" and
-// "https://index.docker.io/v1/". nullopt when the file has no entry; EINVAL for a malformed file or
-// entry.
-Result<std::optional<Credentials>> parse_auth_file(std::string_view json, std::string_view registry);
+// config.json): auths.<key>.auth is base64("user:password"). Keys match as the registry itself, or
+// as a URL naming it ("https://host/v1/", "http://host"); docker.io also matches "index.docker.io"
+// and "https://index.docker.io/v1/". nullopt when the file has no entry; EINVAL for a malformed
+// file or entry.
+Result<std::optional<Credentials>> parse_auth_file(std::string_view json,
+                                                   std::string_view registry);
 
 // The first file with an entry for `registry`, in order: $REGISTRY_AUTH_FILE,
 // $XDG_RUNTIME_DIR/containers/auth.json, $HOME/.docker/config.json. Missing files are skipped.
