@@ -241,6 +241,11 @@ Result<PullResult> pull(const store::Store& store, Source& source, const PullOpt
   STRATA_ASSIGN_OR_RETURN(top, source.get_manifest());
   if (top.descriptor) STRATA_TRY(check_bytes(top.body, *top.descriptor, "manifest"));
   STRATA_ASSIGN_OR_RETURN(kind, detect_manifest(top.body, top.media_type));
+  std::optional<store::Digest> index_digest;
+  if (kind.first == ManifestKind::kIndex) {
+    STRATA_ASSIGN_OR_RETURN(d, store::Sha256::of(top.body));
+    index_digest = d;
+  }
   FetchedManifest chosen = std::move(top);
   if (kind.first == ManifestKind::kIndex) {
     STRATA_ASSIGN_OR_RETURN(ix, parse_index(chosen.body, kind.second));
@@ -290,6 +295,7 @@ Result<PullResult> pull(const store::Store& store, Source& source, const PullOpt
   res.manifest.media_type = kind.second;
   res.manifest.digest = md;
   res.manifest.size = static_cast<int64_t>(chosen.body.size());
+  if (index_digest) res.manifest.annotations[kRepoDigestAnnotation] = index_digest->to_string();
   for (const auto& name : options.names) STRATA_TRY(store.set_ref(lock, name, res.manifest));
   return res;
 }

@@ -356,7 +356,10 @@ class Anonymous(RegistryCase):
                         ("list", "application/vnd.docker.distribution.manifest.v2+json")):
             ref = "%s/test/multi:%s" % (PLAIN.addr, tag)
             self.strata("pull", "-q", "--tls-verify=false", "--platform", "linux/arm64", ref)
-            self.assertEqual(self.inspect(ref)["Manifest"]["MediaType"], mt)
+            got = self.inspect(ref)
+            self.assertEqual(got["Manifest"]["MediaType"], mt)
+            # RepoDigests names the index the tag points at, as docker does.
+            self.assertIn("%s/test/multi@%s" % (PLAIN.addr, PLAIN.digest("test/multi:" + tag)), got["RepoDigests"])
             r = self.strata("pull", "--tls-verify=false", "--platform", "linux/s390x", ref, check=False)
             self.assertNotEqual(r.returncode, 0)
             self.assertIn("linux/s390x", r.stderr)

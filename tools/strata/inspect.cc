@@ -5,6 +5,7 @@
 
 #include "common.h"
 #include "strata/oci/image.h"
+#include "strata/oci/pull.h"
 
 namespace strata::tool {
 
@@ -40,7 +41,10 @@ int cmd_inspect(const Globals& g, const Args& args) {
     for (const auto& other : *all) {
       if (other.config_digest != img->config_digest) continue;
       tags.push_back(other.name);
-      std::string d = oci::split_name(other.name).first + "@" + other.manifest_desc.digest.to_string();
+      auto rd = other.manifest_desc.annotations.find(oci::kRepoDigestAnnotation);
+      std::string d = oci::split_name(other.name).first + "@" +
+                      (rd != other.manifest_desc.annotations.end() ? rd->second
+                                                                   : other.manifest_desc.digest.to_string());
       if (std::find(digests.begin(), digests.end(), d) == digests.end()) digests.push_back(d);
     }
     nlohmann::json layers = nlohmann::json::array();

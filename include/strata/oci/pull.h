@@ -28,6 +28,10 @@
 
 namespace strata::oci {
 
+// On a ref whose reference named an index / manifest list: that index's digest, which docker
+// reports as the RepoDigest (the ref itself points at the platform's manifest).
+inline constexpr const char* kRepoDigestAnnotation = "dev.strata.repo-digest";
+
 struct PullOptions {
   Platform platform = host_platform();
   // Refs to set (at least one): the image's names in the store.
