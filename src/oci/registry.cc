@@ -366,7 +366,17 @@ class RegistrySource : public Source {
     std::vector<std::string> h;
     if (offset > 0) h.push_back("Range: bytes=" + std::to_string(offset) + "-");
     STRATA_ASSIGN_OR_RETURN(s, request("/blobs/" + d.digest.to_string(), h));
-    if (s->status() == 206 && offset > 0) return RangedBlob{std::move(s), offset};
+    if (s->status() == 206 && offset > 0) {
+      // A partial answer must start where we asked, or the stream would be spliced at the wrong
+      // byte.
+      std::string want = "bytes " + std::to_string(offset) + "-";
+      if (s->header("content-range").compare(0, want.size(), want) != 0) {
+        return make_error(EIO, "GET blob",
+                          d.digest.to_string() + ": asked for " + want + ", got Content-Range '" +
+                              s->header("content-range") + "'");
+      }
+      return RangedBlob{std::move(s), offset};
+    }
     if (s->status() == 200) return RangedBlob{std::move(s), 0};
     return make_error(
         errno_for(s->status()), "GET blob",
