@@ -27,6 +27,8 @@ import sys
 import tempfile
 import time
 import unittest
+
+import harness  # noqa: E402  (tests/integration/harness.py)
 import urllib.error
 import urllib.request
 
@@ -486,24 +488,7 @@ def main():
     a = ap.parse_args()
     STRATA = os.path.abspath(a.strata)
     strata_test.STRATA = STRATA
-    why = have_facilities()
-    if why:
-        if os.environ.get("STRATA_REQUIRE_MOUNT") == "1":
-            print("FAIL: registry tests required but cannot run: " + why)
-            return 1
-        print("SKIP: " + why)
-        return 77
-    loader = unittest.TestLoader()
-    if a.pattern:
-        loader.testNamePatterns = ["*%s*" % p for p in a.pattern]
-    suite = loader.loadTestsFromModule(sys.modules[__name__])
-    try:
-        res = unittest.TextTestRunner(verbosity=2 if a.v else 1).run(suite)
-    finally:
-        tearDownModule()  # idempotent: the registries must not outlive the test
-    failed = len(res.failures) + len(res.errors)
-    print("%d passed, %d failed" % (res.testsRun - failed - len(res.skipped), failed))
-    return 0 if res.wasSuccessful() else 1
+    return harness.run(__name__, "registry tests", have_facilities(), a.pattern, a.v, cleanup=tearDownModule)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import tempfile
 import time
 import unittest
 
+import harness  # noqa: E402  (tests/integration/harness.py)
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "differential"))
 import treedump  # noqa: E402
 
@@ -395,21 +397,7 @@ def main():
     a = ap.parse_args()
     STRATA = os.path.abspath(a.strata)
     STRATAFS = os.path.abspath(a.stratafs)
-    why = have_facilities()
-    if why:
-        if os.environ.get("STRATA_REQUIRE_MOUNT") == "1":
-            print("FAIL: strata tests required but cannot run: " + why)
-            return 1
-        print("SKIP: " + why)
-        return 77
-    loader = unittest.TestLoader()
-    if a.pattern:
-        loader.testNamePatterns = ["*%s*" % p for p in a.pattern]
-    suite = loader.loadTestsFromModule(sys.modules[__name__])
-    res = unittest.TextTestRunner(verbosity=2 if a.v else 1).run(suite)
-    failed = len(res.failures) + len(res.errors)
-    print("%d passed, %d failed" % (res.testsRun - failed - len(res.skipped), failed))
-    return 0 if res.wasSuccessful() else 1
+    return harness.run(__name__, "strata tests", have_facilities(), a.pattern, a.v)
 
 
 if __name__ == "__main__":
