@@ -8,7 +8,7 @@
 //   blobs/
 //
 // Data goes to ingest/<hex>.partial; ingest/<hex>.json records how many bytes are durable (the
-// partial is fdatasynced before the record is rewritten, every 64 MiB and when an uncommitted
+// partial is fdatasynced before the record is rewritten, every 8 MiB and when an uncommitted
 // Ingest is destroyed), so a later run resumes from there: it truncates the partial to that length
 // and re-hashes it (OpenSSL cannot serialize a hash state). A partial with no record restarts from
 // 0.
@@ -40,7 +40,9 @@ namespace strata::store {
 
 class Ingest {
  public:
-  static constexpr uint64_t kCheckpointBytes = 64u << 20;
+  // Small enough that a pull killed (-9, no destructor) mid-layer loses little; the data is synced
+  // at commit anyway, so a checkpoint only moves part of that fsync earlier.
+  static constexpr uint64_t kCheckpointBytes = 8u << 20;
 
   static Result<Ingest> begin(const Store& store, const Digest& digest,
                               std::optional<uint64_t> expected_size = std::nullopt,
