@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "strata/oci/pull.h"
 
+#include <algorithm>
+#include <atomic>
+#include <functional>
 #include <cstring>
+#include <mutex>
 #include <optional>
+#include <thread>
 
 #include "strata/archive/unpack.h"
 #include "strata/oci/decompress.h"
@@ -13,7 +18,6 @@ namespace {
 
 constexpr size_t kMaxJson = store::Store::kMaxJsonBlob;
 
-std::string short_hex(const store::Digest& d) { return d.hex.substr(0, 12); }
 
 Status check_bytes(std::string_view body, const Descriptor& d, const char* what) {
   STRATA_ASSIGN_OR_RETURN(got, store::Sha256::of(body));
@@ -66,11 +70,39 @@ class ResumeReader : public BlobReader {
   std::unique_ptr<BlobReader> rest_;
 };
 
+// The Source's calls from several workers, one at a time (a Source is one-thread; the readers it
+// returns are independent: their own curl handles or fds).
+class SerialSource : public Source {
+ public:
+  explicit SerialSource(Source& inner) : inner_(inner) {}
+  Result<FetchedManifest> get_manifest() override {
+    std::lock_guard<std::mutex> g(mu_);
+    return inner_.get_manifest();
+  }
+  Result<FetchedManifest> get_manifest(const Descriptor& d) override {
+    std::lock_guard<std::mutex> g(mu_);
+    return inner_.get_manifest(d);
+  }
+  Result<std::unique_ptr<BlobReader>> get_blob(const Descriptor& d) override {
+    std::lock_guard<std::mutex> g(mu_);
+    return inner_.get_blob(d);
+  }
+  Result<RangedBlob> get_blob_from(const Descriptor& d, uint64_t offset) override {
+    std::lock_guard<std::mutex> g(mu_);
+    return inner_.get_blob_from(d, offset);
+  }
+
+ private:
+  Source& inner_;
+  std::mutex mu_;
+};
+
 // One layer: blob -> (ingest, decompress -> hash + unpack). See the header for the rules.
 class LayerPull {
  public:
-  LayerPull(const store::Store& store, const Descriptor& blob, const store::Digest& diff_id)
-      : store_(store), blob_(blob), diff_id_(diff_id) {}
+  LayerPull(const store::Store& store, const Descriptor& blob, const store::Digest& diff_id,
+            const std::atomic<bool>& cancel, std::function<void(uint64_t)> on_bytes)
+      : store_(store), blob_(blob), diff_id_(diff_id), cancel_(cancel), on_bytes_(std::move(on_bytes)) {}
 
   Result<uint64_t> run(Source& src) {
     bool have_blob = store_.has_blob(blob_.digest);
@@ -102,11 +134,16 @@ class LayerPull {
       }
     }
     InputFn raw = [&](void* buf, size_t size) -> Result<size_t> {
+      if (cancel_.load(std::memory_order_relaxed)) {
+        cancelled_ = true;
+        return make_error(ECANCELED, "pull", "another layer failed");
+      }
       auto n = reader->read(buf, size);
       if (!n) return n;
       raw_hash_.update(buf, *n);
       uint64_t start = raw_bytes_;
       raw_bytes_ += *n;
+      if (on_bytes_) on_bytes_(raw_bytes_);
       if (ingest_ && !ingest_->complete() && raw_bytes_ > ingest_->offset()) {
         // A resumed ingest already holds the first offset() bytes: append only what is past them.
         uint64_t skip = ingest_->offset() > start ? ingest_->offset() - start : 0;
@@ -180,7 +217,9 @@ class LayerPull {
 
  private:
   Error named(const Error& e) {
-    if (ingest_) (void)ingest_->discard();  // a layer that failed keeps no blob: nothing enters the store
+    // A layer that failed keeps no blob: nothing enters the store. One stopped because another
+    // failed keeps its partial (the ingest records it when destroyed) for the next run to resume.
+    if (ingest_ && !cancelled_) (void)ingest_->discard();
     return make_error(e.err, "layer " + blob_.digest.to_string(), e.message());
   }
 
@@ -191,6 +230,7 @@ class LayerPull {
       if (!n) return named(n.error());
       if (*n == 0) break;
     }
+    if (cancelled_) return named(make_error(ECANCELED, "pull", "another layer failed"));
     auto got = raw_hash_.finish();
     if (!got) return named(got.error());
     if (static_cast<int64_t>(raw_bytes_) != blob_.size || *got != blob_.digest) {
@@ -206,6 +246,9 @@ class LayerPull {
   const store::Store& store_;
   Descriptor blob_;
   store::Digest diff_id_;
+  const std::atomic<bool>& cancel_;
+  std::function<void(uint64_t)> on_bytes_;
+  bool cancelled_ = false;
   std::optional<store::Ingest> ingest_;
   store::Sha256 raw_hash_, diff_hash_;
   uint64_t raw_bytes_ = 0;
@@ -236,7 +279,6 @@ Status copy_blob(const store::Store& store, Source& src, const Descriptor& d) {
 }  // namespace
 
 Result<PullResult> pull(const store::Store& store, Source& source, const PullOptions& options) {
-  auto say = [&](const std::string& s) { if (options.progress) options.progress(s); };
   if (options.names.empty()) return make_error(EINVAL, "pull", "no name for the image");
   STRATA_ASSIGN_OR_RETURN(top, source.get_manifest());
   if (top.descriptor) STRATA_TRY(check_bytes(top.body, *top.descriptor, "manifest"));
@@ -270,20 +312,60 @@ Result<PullResult> pull(const store::Store& store, Source& source, const PullOpt
 
   PullResult res;
   res.config = manifest.config.digest;
+  auto event = [&](LayerEvent::Kind kind, size_t i, uint64_t bytes) {
+    if (!options.on_layer) return;
+    LayerEvent e{kind, i, manifest.layers[i].digest, manifest.layers[i].size, bytes};
+    options.on_layer(e);
+  };
+  for (size_t i = 0; i < manifest.layers.size(); ++i) event(LayerEvent::kQueued, i, 0);
+  std::vector<size_t> todo;
   for (size_t i = 0; i < manifest.layers.size(); ++i) {
     const Descriptor& blob = manifest.layers[i];
-    const store::Digest& diff_id = config.diff_ids[i];
-    if (store.has_layer(diff_id)) {
+    if (store.has_layer(config.diff_ids[i])) {
       if (!store.has_blob(blob.digest)) STRATA_TRY(copy_blob(store, source, blob));
-      say(short_hex(blob.digest) + ": already exists");
+      event(LayerEvent::kExists, i, 0);
       ++res.layers_existing;
       continue;
     }
-    LayerPull lp(store, blob, diff_id);
-    STRATA_ASSIGN_OR_RETURN(bytes, lp.run(source));
-    say(short_hex(blob.digest) + ": pulled " + std::to_string(bytes) + " bytes");
-    ++res.layers_pulled;
+    todo.push_back(i);
   }
+
+  // A small pool: each worker takes the next layer in manifest order. The first error stops the
+  // others at their next read (cancel) and is the one reported.
+  SerialSource serial(source);
+  std::atomic<size_t> next{0};
+  std::atomic<bool> cancel{false};
+  std::mutex err_mu;
+  std::optional<Error> first_error;
+  auto work = [&] {
+    while (!cancel.load()) {
+      size_t k = next.fetch_add(1);
+      if (k >= todo.size()) return;
+      size_t i = todo[k];
+      event(LayerEvent::kStarted, i, 0);
+      LayerPull lp(store, manifest.layers[i], config.diff_ids[i], cancel,
+                   [&, i](uint64_t n) { event(LayerEvent::kBytes, i, n); });
+      auto bytes = lp.run(serial);
+      if (!bytes) {
+        std::lock_guard<std::mutex> g(err_mu);
+        if (!first_error && bytes.error().err != ECANCELED) first_error = bytes.error();
+        cancel = true;
+        return;
+      }
+      event(LayerEvent::kDone, i, *bytes);
+    }
+  };
+  size_t workers = std::min<size_t>(static_cast<size_t>(std::max(options.jobs, 1)), todo.size());
+  if (workers <= 1) {
+    work();
+  } else {
+    std::vector<std::thread> pool;
+    for (size_t w = 0; w < workers; ++w) pool.emplace_back(work);
+    for (auto& t : pool) t.join();
+  }
+  if (first_error) return *first_error;
+  if (cancel) return make_error(ECANCELED, "pull", "cancelled");
+  res.layers_pulled = static_cast<int>(todo.size());
 
   // Blobs and refs under the lock, so that a concurrent gc cannot collect them in between.
   STRATA_ASSIGN_OR_RETURN(lock, store.lock_exclusive());

@@ -222,15 +222,28 @@ class Pull(StrataCase):
         data = bytearray(open(path, "rb").read())
         data[len(data) // 2] ^= 0x01
         open(path, "wb").write(bytes(data))
-        r = self.strata("pull", "oci:%s:v1" % lay, check=False)
-        self.assertNotEqual(r.returncode, 0)
-        self.assertTrue(r.stderr.startswith("strata: "), r.stderr)
-        self.assertIn(layer, r.stderr)
-        self.assertEqual(self.blobs(), [])
-        self.assertEqual(self.layers(), [])
-        self.assertEqual(json.loads(self.strata("images", "--format", "json").stdout), [])
-        ingest = os.path.join(self.root, "ingest")
-        self.assertEqual([x for x in os.listdir(ingest) if x.endswith(".partial")], [])
+        # --jobs 1: the corrupt first layer stops the pull before the second starts, so nothing at
+        # all enters the store. In parallel the good layer may be committed (verified, complete: a
+        # re-run keeps it) or stopped with its partial kept for a resume; the corrupt one never.
+        for jobs in ("1", "3"):
+            r = self.strata("pull", "--jobs", jobs, "oci:%s:v1" % lay, check=False)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertTrue(r.stderr.startswith("strata: "), r.stderr)
+            self.assertIn(layer, r.stderr)
+            self.assertEqual(json.loads(self.strata("images", "--format", "json").stdout), [])
+            ingest = os.path.join(self.root, "ingest")
+            partials = [x for x in os.listdir(ingest) if x.endswith(".partial")]
+            if jobs == "1":
+                self.assertEqual(self.blobs(), [])
+                self.assertEqual(self.layers(), [])
+                self.assertEqual(partials, [])
+            else:
+                self.assertNotIn(layer, self.blobs())
+                self.assertNotIn(layer + ".partial", partials)
+                for b in self.blobs():
+                    data = open(os.path.join(self.root, "oci", "blobs", "sha256", b), "rb").read()
+                    self.assertEqual(hashlib.sha256(data).hexdigest(), b)
+                self.assertLessEqual(len(self.layers()), 1)
 
     def test_diff_id_mismatch_named(self):
         lay = self.layout()

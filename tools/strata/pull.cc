@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // strata pull REF: copy an image into the store.
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 
 #include "common.h"
+#include "progress.h"
 #include "strata/oci/image.h"
 #include "strata/oci/pull.h"
 #include "strata/oci/reference.h"
@@ -28,8 +32,13 @@ constexpr const char* kUsage =
     "  --tls-verify=BOOL             verify the registry's TLS certificate (default true); false\n"
     "                                also allows plain HTTP\n"
     "  --cert-dir DIR                trust the CA certificates DIR/*.crt for the registry\n"
-    "  -q, --quiet                   no progress lines\n"
-    "  -h, --help                    this help\n";
+    "  -j, --jobs N                  layers fetched and unpacked at once (default 3)\n"
+    "  -q, --quiet                   no progress lines: errors and the digest only\n"
+    "  -h, --help                    this help\n"
+    "\n"
+    "Progress: on a terminal one line per layer, updated in place (Downloading with bytes and rate,\n"
+    "Pull complete, Already exists); otherwise one line per layer when it is done, with its bytes\n"
+    "and average rate.\n";
 
 std::string base_name(const std::string& path, bool strip_ext) {
   std::string p = path;
@@ -54,7 +63,7 @@ std::string base_name(const std::string& path, bool strip_ext) {
 
 int cmd_pull(const Globals& g, const Args& args) {
   oci::PullOptions opts;
-  std::string ref_text, name, platform, creds, tls_verify, cert_dir;
+  std::string ref_text, name, platform, creds, tls_verify, cert_dir, jobs;
   bool quiet = false;
   for (size_t i = 0; i < args.size(); ++i) {
     bool missing = false;
@@ -63,7 +72,8 @@ int cmd_pull(const Globals& g, const Args& args) {
       return 0;
     }
     if (take_value(args, i, "--platform", &platform, &missing) || take_value(args, i, "--name", &name, &missing) ||
-        take_value(args, i, "--creds", &creds, &missing) || take_value(args, i, "--cert-dir", &cert_dir, &missing)) {
+        take_value(args, i, "--creds", &creds, &missing) || take_value(args, i, "--cert-dir", &cert_dir, &missing) ||
+        take_value(args, i, "--jobs", &jobs, &missing) || take_value(args, i, "-j", &jobs, &missing)) {
       if (missing) return usage_error("pull", args[i] + " needs a value");
       continue;
     }
@@ -83,6 +93,12 @@ int cmd_pull(const Globals& g, const Args& args) {
     }
   }
   if (ref_text.empty()) return usage_error("pull", "missing REF");
+  if (!jobs.empty()) {
+    char* end = nullptr;
+    long n = std::strtol(jobs.c_str(), &end, 10);
+    if (*end != '\0' || n < 1 || n > 64) return usage_error("pull", "--jobs takes a number from 1 to 64");
+    opts.jobs = static_cast<int>(n);
+  }
   if (!platform.empty()) {
     auto p = oci::parse_platform(platform);
     if (!p) return fail(p.error());
@@ -121,13 +137,14 @@ int cmd_pull(const Globals& g, const Args& args) {
   for (const auto& n : opts.names) {
     if (!store::valid_ref_name(n)) return fail("'" + n + "' is not a valid image name; give one with --name");
   }
-  if (!quiet) opts.progress = [](const std::string& line) { std::printf("%s\n", line.c_str()), std::fflush(stdout); };
+  Progress progress(quiet ? Progress::kQuiet : isatty(STDOUT_FILENO) ? Progress::kTty : Progress::kPlain);
+  opts.on_layer = [&progress](const oci::LayerEvent& e) { progress.on_layer(e); };
   auto res = oci::pull(*st, **src, opts);
+  progress.finish();
   if (!res) return fail(res.error());
-  if (!quiet) {
-    std::printf("Digest: %s\n", res->manifest.digest.to_string().c_str());
+  std::printf("Digest: %s\n", res->manifest.digest.to_string().c_str());
+  if (!quiet)
     for (const auto& n : opts.names) std::printf("%s\n", n.c_str());
-  }
   return 0;
 }
 

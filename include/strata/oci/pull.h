@@ -6,7 +6,10 @@
 // read whole and checked (size, digest) -> each layer: blob bytes go to a store Ingest (size and
 // digest checked at commit) while being decompressed (gzip/zstd/plain), hashed (diff_id) and fed to
 // archive::unpack_layer into a begin_layer() temporary; the layer is committed only when blob
-// digest and diff_id both match. Then, under the store lock, config and manifest blobs are written
+// digest and diff_id both match. Layers not in the store are pulled concurrently by up to
+// options.jobs workers, each layer still in one streaming pass; the first error cancels the others
+// (their partial blobs stay in ingest/ for a resume) and is the one returned. Then, only after every
+// layer committed, under the store lock, config and manifest blobs are written
 // and the refs set. A layer already in the store (layers/<diff_id> and its blob) is reported
 // "already exists" and neither read nor unpacked; a layer whose blob is in the store but not its
 // unpacked tree is unpacked from the stored blob.
@@ -15,6 +18,8 @@
 // never renamed into layers/, no ref is set. Layers completed before the failure stay (a re-run
 // skips them). Errors name the blob: "layer sha256:...: blob digest mismatch ...".
 // Thread-safety: one pull per call; concurrent pulls into one store are safe (the store's rules).
+// The Source's own calls are serialized by pull(); its BlobReaders are read from the workers, one
+// thread each. options.on_layer is called from the workers, concurrently.
 #pragma once
 
 #include <functional>
@@ -32,12 +37,25 @@ namespace strata::oci {
 // reports as the RepoDigest (the ref itself points at the platform's manifest).
 inline constexpr const char* kRepoDigestAnnotation = "dev.strata.repo-digest";
 
+// What happens to one layer, for a progress display. `index` is the layer's position in the
+// manifest. kQueued is sent for every layer, in order, before any other event; then a layer gets
+// kExists, or kStarted, kBytes (raw blob bytes read so far, after each read) and kDone.
+struct LayerEvent {
+  enum Kind { kQueued, kExists, kStarted, kBytes, kDone } kind;
+  size_t index = 0;
+  store::Digest blob;
+  int64_t size = -1;   // the blob's size from the manifest
+  uint64_t bytes = 0;  // kBytes, kDone: blob bytes read (a resumed blob counts its partial too)
+};
+
 struct PullOptions {
   Platform platform = host_platform();
   // Refs to set (at least one): the image's names in the store.
   std::vector<std::string> names;
-  // One line per layer ("<12 hex>: already exists", "<12 hex>: pulled N bytes"); may be empty.
-  std::function<void(const std::string&)> progress;
+  // Layers fetched at once (at least 1).
+  int jobs = 3;
+  // Progress events; may be empty. Called from several threads at once: it must lock.
+  std::function<void(const LayerEvent&)> on_layer;
 };
 
 struct PullResult {
