@@ -128,6 +128,53 @@ class Registry:
         return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
+class SlowProxy:
+    """A TCP relay to `target` that sends the answers on at about `rate` bytes/s, so that a test can
+    catch a pull in the middle of a blob."""
+
+    def __init__(self, target, rate):
+        host, port = target.rsplit(":", 1)
+        self.target, self.rate = (host, int(port)), rate
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.stopped = False
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while not self.stopped:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            u = socket.create_connection(self.target)
+            threading.Thread(target=self.relay, args=(c, u, 0), daemon=True).start()
+            threading.Thread(target=self.relay, args=(u, c, self.rate), daemon=True).start()
+
+    @staticmethod
+    def relay(src, dst, rate):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+                if rate:
+                    time.sleep(len(data) / rate)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def stop(self):
+        self.stopped = True
+        self.sock.close()
+
+
 def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -404,6 +451,75 @@ class Anonymous(RegistryCase):
         self.assertTrue([l for l in log.splitlines() if hexd in l and "http.response.status=206" in l], log)
         self.assertEqual(self.layer_dumps(self.root), self.layer_dumps(other))
         self.assertFalse(os.path.exists(os.path.join(ingest, hexd + ".partial")))
+
+    def test_kill_9_mid_layer_then_resume(self):
+        """A pull killed -9 inside a 64 MiB layer leaves nothing of the image visible; the next pull
+        resumes the blob with a Range request (206 in the registry's log)."""
+        lay = os.path.join(self.tmp, "big")
+        make_image(lay, "v1", [{"big.bin": os.urandom(64 << 20)}])  # random: gzip cannot shrink it
+        PLAIN.push(lay, "v1", "test/big:v1")
+        manifest = json.loads(run("skopeo", "inspect", "--raw", "--tls-verify=false",
+                                  "docker://%s/test/big:v1" % PLAIN.addr).stdout)
+        hexd = manifest["layers"][-1]["digest"].split(":")[1]
+        ingest = os.path.join(self.root, "ingest")
+        record = os.path.join(ingest, hexd + ".json")
+        proxy = SlowProxy(PLAIN.addr, 8 << 20)
+        try:
+            p = subprocess.Popen([STRATA, "pull", "--tls-verify=false", "%s/test/big:v1" % proxy.addr],
+                                 env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            deadline = time.monotonic() + 60
+            while True:
+                # Killed once a checkpoint recorded a few MiB: what a resume can start from.
+                try:
+                    if json.load(open(record))["offset"] >= (4 << 20):
+                        break
+                except (OSError, ValueError, KeyError):
+                    pass
+                if p.poll() is not None:
+                    self.fail("the pull ended before it could be killed: %r, ingest/: %r" %
+                              (p.stderr.read(), os.listdir(ingest) if os.path.isdir(ingest) else None))
+                self.assertLess(time.monotonic(), deadline, "no ingest record appeared")
+                time.sleep(0.01)
+            p.kill()
+            p.wait()
+            p.stderr.close()
+        finally:
+            proxy.stop()
+        self.assertGreater(os.path.getsize(os.path.join(ingest, hexd + ".partial")), 4 << 20)
+        self.assertEqual(json.loads(self.strata("images", "--format", "json").stdout), [])
+        blobs = os.path.join(self.root, "oci", "blobs", "sha256")
+        self.assertEqual(os.listdir(blobs) if os.path.isdir(blobs) else [], [])
+        layers = os.path.join(self.root, "layers")
+        self.assertEqual([x for x in os.listdir(layers) if not x.startswith(".")] if os.path.isdir(layers) else [], [])
+        ref = "%s/test/big:v1" % PLAIN.addr
+        with open(PLAIN.log.name) as f:
+            f.seek(0, os.SEEK_END)
+            self.strata("pull", "-q", "--tls-verify=false", ref)
+            time.sleep(0.2)
+            log = f.read()
+        self.assertTrue([l for l in log.splitlines() if hexd in l and "http.response.status=206" in l], log)
+        self.assertFalse(os.path.exists(os.path.join(ingest, hexd + ".partial")))
+        with open(os.path.join(blobs, hexd), "rb") as f:
+            self.assertEqual(hashlib.sha256(f.read()).hexdigest(), hexd)
+        self.assertEqual(self.inspect(ref)["RepoTags"], [ref])
+
+    def test_jobs_give_the_same_store(self):
+        ref = "%s/test/img:v1" % PLAIN.addr
+        roots = {}
+        for jobs in ("1", "4"):
+            roots[jobs] = os.path.join(self.tmp, "jobs" + jobs)
+            self.strata("pull", "--jobs", jobs, "--tls-verify=false", ref, root=roots[jobs])
+
+        def blobs(root):
+            return sorted(os.listdir(os.path.join(root, "oci", "blobs", "sha256")))
+
+        self.assertEqual(blobs(roots["1"]), blobs(roots["4"]))
+        self.assertEqual(self.layer_dumps(roots["1"]), self.layer_dumps(roots["4"]))
+        a, b = self.inspect(ref, root=roots["1"]), self.inspect(ref, root=roots["4"])
+        self.assertEqual(a, b)
+        r = self.strata("pull", "--jobs", "0", ref, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--jobs", r.stderr)
 
 
 class BasicAuth(RegistryCase):
