@@ -13,7 +13,9 @@ Progress::Progress(Mode mode) : mode_(mode) {
   if (mode_ == kTty) drawer_ = std::thread([this] { run(); });
 }
 
-Progress::~Progress() { finish(); }
+Progress::~Progress() {
+  finish();
+}
 
 std::string Progress::human(double bytes) {
   const char* units[] = {"B", "kB", "MB", "GB", "TB"};
@@ -54,8 +56,8 @@ void Progress::on_layer(const oci::LayerEvent& e) {
       l.seconds = std::chrono::duration<double>(Clock::now() - l.started).count();
       if (mode_ == kPlain) {
         double rate = l.seconds > 0 ? static_cast<double>(l.bytes) / l.seconds : 0;
-        std::printf("%s: pulled %llu bytes in %.2fs (%s/s)\n", l.id.c_str(), static_cast<unsigned long long>(l.bytes),
-                    l.seconds, human(rate).c_str());
+        std::printf("%s: pulled %llu bytes in %.2fs (%s/s)\n", l.id.c_str(),
+                    static_cast<unsigned long long>(l.bytes), l.seconds, human(rate).c_str());
         std::fflush(stdout);
       }
       break;

@@ -5,12 +5,13 @@
 //   opts.on_layer = [&](const oci::LayerEvent& e) { p.on_layer(e); };
 //   oci::pull(...);  p.finish();
 //
-// kTty (stdout is a terminal): docker-style, one line per layer ("<12 hex>: Downloading  12.3MB/45.6MB
-// 8.1MB/s", "Pull complete", "Already exists"), redrawn in place with ANSI cursor movement by one
-// thread at most ten times a second; finish() draws the final state. kPlain: one line per layer when
-// it is done ("<12 hex>: already exists", "<12 hex>: pulled N bytes in T s (R/s)"). kQuiet: nothing.
-// Thread-safety: on_layer() may be called from several threads at once; the constructor, finish()
-// and the destructor from the owner's thread only. Output goes to stdout.
+// kTty (stdout is a terminal): docker-style, one line per layer ("<12 hex>:
+// Downloading  12.3MB/45.6MB 8.1MB/s", "Pull complete", "Already exists"), redrawn in place with
+// ANSI cursor movement by one thread at most ten times a second; finish() draws the final state.
+// kPlain: one line per layer when it is done ("<12 hex>: already exists", "<12 hex>: pulled N bytes
+// in T s (R/s)"). kQuiet: nothing. Thread-safety: on_layer() may be called from several threads at
+// once; the constructor, finish() and the destructor from the owner's thread only. Output goes to
+// stdout.
 #pragma once
 
 #include <chrono>
