@@ -217,8 +217,9 @@ class LayerPull {
 
  private:
   Error named(const Error& e) {
-    // A layer that failed keeps no blob: nothing enters the store. One stopped because another
-    // failed keeps its partial (the ingest records it when destroyed) for the next run to resume.
+    // A layer whose content failed keeps no blob: nothing enters the store. One stopped because another
+    // failed, or whose source failed, keeps its partial (the ingest records it when destroyed) for the next
+    // run to resume.
     if (ingest_ && !cancelled_) (void)ingest_->discard();
     return make_error(e.err, "layer " + blob_.digest.to_string(), e.message());
   }
@@ -227,10 +228,23 @@ class LayerPull {
     char buf[65536];
     while (true) {
       auto n = raw(buf, sizeof buf);
-      if (!n) return named(n.error());
+      if (!n) {
+        // The source failed (the registry went away, the network broke): what arrived is kept in ingest/
+        // (recorded when the ingest is destroyed) and the next pull resumes it with a Range request.
+        const Error& e = n.error();
+        return make_error(e.err, "layer " + blob_.digest.to_string(),
+                          e.message() + " (the partial download is kept: pull again to resume)");
+      }
       if (*n == 0) break;
     }
     if (cancelled_) return named(make_error(ECANCELED, "pull", "another layer failed"));
+    if (static_cast<int64_t>(raw_bytes_) < blob_.size) {
+      // The stream ended early (a connection cut mid-body can look like an end): not a content error, so
+      // the partial stays for the next pull to resume.
+      return make_error(EIO, "layer " + blob_.digest.to_string(),
+                        "the source ended after " + std::to_string(raw_bytes_) + " of " +
+                            std::to_string(blob_.size) + " bytes (the partial download is kept: pull again to resume)");
+    }
     auto got = raw_hash_.finish();
     if (!got) return named(got.error());
     if (static_cast<int64_t>(raw_bytes_) != blob_.size || *got != blob_.digest) {

@@ -130,7 +130,8 @@ class Registry:
 
 class SlowProxy:
     """A TCP relay to `target` that sends the answers on at about `rate` bytes/s, so that a test can
-    catch a pull in the middle of a blob."""
+    catch a pull in the middle of a blob. stop() also cuts the connections in flight (the registry
+    going away)."""
 
     def __init__(self, target, rate):
         host, port = target.rsplit(":", 1)
@@ -140,6 +141,7 @@ class SlowProxy:
         self.sock.listen(8)
         self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
         self.stopped = False
+        self.conns = []
         threading.Thread(target=self.accept, daemon=True).start()
 
     def accept(self):
@@ -149,6 +151,7 @@ class SlowProxy:
             except OSError:
                 return
             u = socket.create_connection(self.target)
+            self.conns += [c, u]
             threading.Thread(target=self.relay, args=(c, u, 0), daemon=True).start()
             threading.Thread(target=self.relay, args=(u, c, self.rate), daemon=True).start()
 
@@ -173,6 +176,11 @@ class SlowProxy:
     def stop(self):
         self.stopped = True
         self.sock.close()
+        for c in self.conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 def b64url(data):
@@ -455,6 +463,14 @@ class Anonymous(RegistryCase):
     def test_kill_9_mid_layer_then_resume(self):
         """A pull killed -9 inside a 64 MiB layer leaves nothing of the image visible; the next pull
         resumes the blob with a Range request (206 in the registry's log)."""
+        self.interrupt_then_resume("kill")
+
+    def test_registry_going_away_mid_layer_then_resume(self):
+        """The registry vanishing inside a layer fails the pull with a clear message and keeps the partial
+        blob; the next pull resumes it with a Range request."""
+        self.interrupt_then_resume("registry")
+
+    def interrupt_then_resume(self, how):
         lay = os.path.join(self.tmp, "big")
         make_image(lay, "v1", [{"big.bin": os.urandom(64 << 20)}])  # random: gzip cannot shrink it
         PLAIN.push(lay, "v1", "test/big:v1")
@@ -480,8 +496,15 @@ class Anonymous(RegistryCase):
                               (p.stderr.read(), os.listdir(ingest) if os.path.isdir(ingest) else None))
                 self.assertLess(time.monotonic(), deadline, "no ingest record appeared")
                 time.sleep(0.01)
-            p.kill()
-            p.wait()
+            if how == "kill":
+                p.kill()
+                p.wait()
+            else:
+                proxy.stop()
+                self.assertNotEqual(p.wait(timeout=60), 0)
+                err = p.stderr.read().decode()
+                self.assertIn("partial download is kept", err)
+                self.assertIn(hexd, err)
             p.stderr.close()
         finally:
             proxy.stop()
