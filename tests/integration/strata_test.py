@@ -180,8 +180,12 @@ class Pull(StrataCase):
         self.assertTrue(ins["Id"].startswith("sha256:"))
         self.assertEqual(self.strata("inspect", ins["Id"][7:19]).stdout, self.strata("inspect", "img:v1").stdout)
         self.assertNotEqual(self.strata("inspect", "nosuch", check=False).returncode, 0)
-        # skopeo reads the store's layout
-        run("skopeo", "inspect", "oci:%s:localhost/img:v1" % os.path.join(self.root, "oci"))
+        # skopeo and umoci read the store's layout
+        store_oci = os.path.join(self.root, "oci")
+        run("skopeo", "inspect", "oci:%s:localhost/img:v1" % store_oci)
+        self.assertIn("localhost/img:v1", run("umoci", "ls", "--layout", store_oci).stdout.split())
+        stat = json.loads(run("umoci", "stat", "--json", "--image", "%s:localhost/img:v1" % store_oci).stdout)
+        self.assertTrue(stat.get("history"), stat)
 
     def test_shared_base_layer_stored_once(self):
         lay = self.layout()
