@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -92,6 +93,14 @@ def add_layers(layout, tag, layers):
             elif what[0] == "dir":
                 os.makedirs(p, exist_ok=True)
                 os.chmod(p, 0o750)
+            elif what[0] == "chr":  # ("chr", major, minor)
+                os.makedirs(os.path.dirname(p), exist_ok=True)
+                os.mknod(p, stat.S_IFCHR | 0o640, os.makedev(what[1], what[2]))
+            elif what[0] == "owned":  # ("owned", data, uid, gid, xattrs)
+                write(p, what[1], 0o640)
+                os.chown(p, what[2], what[3])
+                for k, v in what[4].items():
+                    os.setxattr(p, k, v)
             # ("whiteout",): removed above; repack writes the whiteout
         run("umoci", "repack", "--image", "%s:%s" % (layout, tag), bundle)
         shutil.rmtree(bundle)
@@ -99,7 +108,8 @@ def add_layers(layout, tag, layers):
 
 BASE = {"etc/os-release": b"NAME=strata-test\n", "bin/tool.sh": b"#!/bin/sh\necho hi\n",
         "usr/lib/big": os.urandom(300 * 1024), "usr/lib/link": ("link", "big"),
-        "usr/lib/hard": ("hardlink", "usr/lib/big"), "var/empty": ("dir",)}
+        "usr/lib/hard": ("hardlink", "usr/lib/big"), "var/empty": ("dir",),
+        "dev/null": ("chr", 1, 3), "home/user/notes": ("owned", b"mine\n", 1000, 1000, {"user.tag": b"v"})}
 TOP = {"etc/motd": b"welcome\n", "usr/lib/big": b"replaced\n", "opt/app/data": b"x" * 5000}
 WHITE = {"etc/os-release": ("whiteout",)}
 
