@@ -62,7 +62,7 @@ class HttpStream : public BlobReader {
     if (headers_) curl_slist_free_all(headers_);
   }
 
-  static Result<std::unique_ptr<HttpStream>> open(const std::string& url,
+  static Result<std::unique_ptr<HttpStream>> start(const std::string& url,
                                                   const std::vector<std::string>& headers,
                                                   const TlsConfig& tls) {
     global_init();
@@ -318,11 +318,11 @@ class RegistrySource : public Source {
     // docker.io's API lives elsewhere.
     host_ = ref_.registry == "docker.io" ? "registry-1.docker.io" : ref_.registry;
     base_ = "https://" + host_;
-    auto ping = HttpStream::open(base_ + "/v2/", {}, tls_);
+    auto ping = HttpStream::start(base_ + "/v2/", {}, tls_);
     if (!ping && !opts_.tls_verify) {
       // A test registry without TLS: skopeo's --tls-verify=false falls back to http the same way.
       base_ = "http://" + host_;
-      ping = HttpStream::open(base_ + "/v2/", {}, tls_);
+      ping = HttpStream::start(base_ + "/v2/", {}, tls_);
     }
     if (!ping)
       return make_error(ping.error().err, "ping registry " + ref_.registry, ping.error().detail);
@@ -417,7 +417,7 @@ class RegistrySource : public Source {
     for (int attempt = 0;; ++attempt) {
       std::vector<std::string> h = extra;
       if (!auth_.empty()) h.push_back("Authorization: " + auth_);
-      auto s = HttpStream::open(url, h, tls_);
+      auto s = HttpStream::start(url, h, tls_);
       if (!s) return s.take_error();
       if ((*s)->status() != 401 || attempt > 0) {
         if ((*s)->status() == 401) return unauthorized(**s);
@@ -474,7 +474,7 @@ class RegistrySource : public Source {
     std::vector<std::string> h;
     if (creds_)
       h.push_back("Authorization: Basic " + base64_encode(creds_->user + ":" + creds_->password));
-    STRATA_ASSIGN_OR_RETURN(s, HttpStream::open(url, h, tls_));
+    STRATA_ASSIGN_OR_RETURN(s, HttpStream::start(url, h, tls_));
     if (s->status() != 200) {
       if (s->status() == 401 || s->status() == 403) return unauthorized(*s);
       return make_error(errno_for(s->status()), "get token", realm->second + ": " + describe(*s));
