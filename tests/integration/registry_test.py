@@ -37,7 +37,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "differential"))
 import strata_test  # noqa: E402
 import treedump  # noqa: E402
-from strata_test import BASE, TOP, WHITE, make_image, run  # noqa: E402
+from strata_test import BASE, TOP, WHITE, make_image, make_multi_platform, run  # noqa: E402
 
 STRATA = None
 USER, PASSWORD = "tester", "s3cret-pw"
@@ -390,21 +390,7 @@ class Anonymous(RegistryCase):
 
     def test_index_and_manifest_list(self):
         lay = os.path.join(self.tmp, "multi")
-        make_image(lay, "v1", [{"f": b"1"}])
-        idx_path = os.path.join(lay, "index.json")
-        idx = json.load(open(idx_path))
-        desc = dict(idx["manifests"][0])
-        desc.pop("annotations", None)
-        desc["mediaType"] = "application/vnd.oci.image.manifest.v1+json"
-        sub = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-               "manifests": [dict(desc, platform={"os": "linux", "architecture": "arm64", "variant": "v8"}),
-                             dict(desc, platform={"os": "linux", "architecture": "amd64"})]}
-        body = json.dumps(sub).encode()
-        dig = hashlib.sha256(body).hexdigest()
-        open(os.path.join(lay, "blobs", "sha256", dig), "wb").write(body)
-        idx["manifests"].append({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": "sha256:" + dig,
-                                 "size": len(body), "annotations": {"org.opencontainers.image.ref.name": "multi"}})
-        json.dump(idx, open(idx_path, "w"))
+        make_multi_platform(lay)
         run("skopeo", "copy", "--quiet", "--all", "oci:%s:multi" % lay, "docker://%s/test/multi:oci" % PLAIN.addr,
             "--dest-tls-verify=false")
         run("skopeo", "copy", "--quiet", "--all", "--format", "v2s2", "oci:%s:multi" % lay,

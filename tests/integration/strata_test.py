@@ -106,6 +106,25 @@ def add_layers(layout, tag, layers):
         shutil.rmtree(bundle)
 
 
+def make_multi_platform(layout):
+    """An image tagged "multi" in `layout`: an OCI index naming one manifest twice, for linux/arm64/v8 and
+    linux/amd64 (the same content: which one is picked shows only in the platform recorded)."""
+    make_image(layout, "v1", [{"f": b"1"}])
+    idx_path = os.path.join(layout, "index.json")
+    idx = json.load(open(idx_path))
+    desc = dict(idx["manifests"][0])
+    desc.pop("annotations", None)
+    desc["mediaType"] = "application/vnd.oci.image.manifest.v1+json"
+    sub = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+           "manifests": [dict(desc, platform={"os": "linux", "architecture": "arm64", "variant": "v8"}),
+                         dict(desc, platform={"os": "linux", "architecture": "amd64"})]}
+    body = json.dumps(sub).encode()
+    dig = hashlib.sha256(body).hexdigest()
+    open(os.path.join(layout, "blobs", "sha256", dig), "wb").write(body)
+    idx["manifests"].append({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": "sha256:" + dig,
+                             "size": len(body), "annotations": {"org.opencontainers.image.ref.name": "multi"}})
+    json.dump(idx, open(idx_path, "w"))
+
 BASE = {"etc/os-release": b"NAME=strata-test\n", "bin/tool.sh": b"#!/bin/sh\necho hi\n",
         "usr/lib/big": os.urandom(300 * 1024), "usr/lib/link": ("link", "big"),
         "usr/lib/hard": ("hardlink", "usr/lib/big"), "var/empty": ("dir",),
@@ -316,21 +335,7 @@ class Pull(StrataCase):
 
     def test_index_platform(self):
         lay = self.layout()
-        make_image(lay, "v1", [{"f": b"1"}])
-        idx_path = os.path.join(lay, "index.json")
-        idx = json.load(open(idx_path))
-        desc = dict(idx["manifests"][0])
-        desc.pop("annotations", None)
-        desc["mediaType"] = "application/vnd.oci.image.manifest.v1+json"
-        sub = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-               "manifests": [dict(desc, platform={"os": "linux", "architecture": "arm64", "variant": "v8"}),
-                             dict(desc, platform={"os": "linux", "architecture": "amd64"})]}
-        body = json.dumps(sub).encode()
-        dig = hashlib.sha256(body).hexdigest()
-        open(os.path.join(lay, "blobs", "sha256", dig), "wb").write(body)
-        idx["manifests"].append({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": "sha256:" + dig,
-                                 "size": len(body), "annotations": {"org.opencontainers.image.ref.name": "multi"}})
-        json.dump(idx, open(idx_path, "w"))
+        make_multi_platform(lay)
         self.strata("pull", "oci:%s:multi" % lay)
         self.strata("pull", "--platform", "linux/arm64", "--name", "localhost/arm:1", "oci:%s:multi" % lay)
         r = self.strata("pull", "--platform", "linux/s390x", "oci:%s:multi" % lay, check=False)
