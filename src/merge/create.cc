@@ -44,12 +44,12 @@ Status Overlay::make_whiteout(int dirfd, const std::string& name) {
 Status Overlay::set_owner(int dirfd, const std::string& name, const Caller& c, int upperfd, mode_t mode) {
   // Created with the daemon's ids, which are the caller's: nothing to change (a setgid parent's group was
   // applied by the kernel already).
-  if (c.uid == geteuid() && c.gid == getegid()) return {};
+  if (c.uid == euid_ && c.gid == egid_) return {};
   gid_t gid = c.gid;
   auto pst = sys::stat_at(upperfd, "");
   if (!pst) return pst.take_error();
   if (pst->st_mode & S_ISGID) gid = pst->st_gid;  // BSD group semantics of a setgid directory
-  if (c.uid == geteuid() && gid == getegid()) return {};
+  if (c.uid == euid_ && gid == egid_) return {};
   STRATA_TRY(sys::chown_at(dirfd, name.c_str(), c.uid, gid));
   // chown clears set-id bits on non-directories; put back what the caller asked for.
   if ((mode & (S_ISUID | S_ISGID)) && !S_ISDIR(mode) && !S_ISLNK(mode))

@@ -17,6 +17,7 @@
 
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <memory>
@@ -236,6 +237,8 @@ class Overlay {
   const char* nlink_xattr_ = "trusted.strata.nlink";
   std::atomic<uint64_t> tmp_seq_{0};
   bool can_mknod_whiteout_ = true;
+  uid_t euid_ = geteuid();  // the daemon's ids, read once: compared on every create
+  gid_t egid_ = getegid();
   std::mutex whiteout_mu_;  // replacing the shared whiteout when it reaches the link limit
   const char* opaque_xattr_ = "trusted.overlay.opaque";  // user.overlay.opaque when unprivileged
   NodeTable table_;
