@@ -69,6 +69,16 @@ Result<LayerTemp> Store::begin_layer(const Digest& diff_id) const {
   t.dirs_ = dirs_;
   t.diff_id_ = diff_id;
   std::string name = detail::temp_name(diff_id.hex);
+  return begin_layer_in(std::move(t), std::move(name));
+}
+
+Result<LayerTemp> Store::begin_layer() const {
+  LayerTemp t;
+  t.dirs_ = dirs_;
+  return begin_layer_in(std::move(t), detail::temp_name("new"));
+}
+
+Result<LayerTemp> Store::begin_layer_in(LayerTemp t, std::string name) const {
   STRATA_TRY(sys::mkdir_at(dirs_->layers.get(), name.c_str(), 0755));
   t.name_ = std::move(name);  // from here on the destructor removes it
   STRATA_ASSIGN_OR_RETURN(
@@ -85,6 +95,11 @@ Status Store::commit_layer(LayerTemp&& tmp, const LayerMeta& meta) const {
   if (!tmp.dir_.valid() || tmp.name_.empty())
     return make_error(EINVAL, "commit layer", "no layer in progress");
   if (tmp.dirs_ != dirs_) return make_error(EINVAL, "commit layer", "layer begun on another store");
+  if (!tmp.diff_id_.valid()) {
+    // begun without a diff_id: it is known now.
+    STRATA_TRY(detail::check_digest(meta.diff_id, "commit layer"));
+    tmp.diff_id_ = meta.diff_id;
+  }
   if (meta.diff_id != tmp.diff_id_)
     return make_error(
         EINVAL, "commit layer",

@@ -6,6 +6,8 @@
 //   begin_layer(diff_id)      -> LayerTemp: a fresh ROOT/layers/.tmp-<hex>-<pid>-<n>/ with an empty
 //   diff/
 //                                to unpack into (diff_fd()); invisible to readers.
+//   begin_layer()             -> the same, named .tmp-new-<pid>-<n>, for a layer whose diff_id is
+//                                known only after it is written: commit_layer takes meta.diff_id.
 //   commit_layer(tmp, meta)   -> writes meta.json, syncs the filesystem, renames the temporary to
 //                                layers/<hex> (never replacing: if a concurrent pull got there
 //                                first, the temporary is discarded and the commit succeeds), fsyncs

@@ -67,7 +67,7 @@ class Store {
   // The whole blob (manifests, configs); EFBIG beyond max_size.
   Result<std::string> read_blob(const Digest& digest, size_t max_size = kMaxJsonBlob) const;
   // Store `bytes` as a blob through the verified ingest path; returns its digest. Present already:
-  // no-op.
+  // no-op. A blob of unknown digest, streamed: BlobWriter in blob_writer.h.
   Result<Digest> write_blob(std::string_view bytes) const;
   // Absolute path of the blob file (for external tools).
   std::string blob_path(const Digest& digest) const;
@@ -75,6 +75,9 @@ class Store {
   // ---- layers (layers.cc; lifecycle in layers.h) ----
   bool has_layer(const Digest& diff_id) const;
   Result<LayerTemp> begin_layer(const Digest& diff_id) const;
+  // A layer whose diff_id is known only once it is written (strata commit): commit_layer takes it
+  // from meta.diff_id.
+  Result<LayerTemp> begin_layer() const;
   Status commit_layer(LayerTemp&& tmp, const LayerMeta& meta) const;
   Result<UniqueFd> layer_diff_fd(
       const Digest& diff_id) const;  // O_PATH|O_DIRECTORY on layers/<hex>/diff
@@ -111,6 +114,7 @@ class Store {
  private:
   explicit Store(std::shared_ptr<const detail::Dirs> dirs) : dirs_(std::move(dirs)) {}
   Status check_lock(const StoreLock& lock, const char* op) const;
+  Result<LayerTemp> begin_layer_in(LayerTemp t, std::string name) const;
   std::shared_ptr<const detail::Dirs> dirs_;
 };
 
