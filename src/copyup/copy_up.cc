@@ -14,7 +14,7 @@ bool skip_xattr(const std::string& name, bool userxattr) {
   for (const char* marker : {whiteout::kTrustedOpaque, whiteout::kUserOpaque, whiteout::kFuseOverlayfsOpaque,
                              whiteout::kTrustedWhiteout, whiteout::kUserWhiteout})
     if (name == marker) return true;
-  return name.rfind("user.fuseoverlayfs.", 0) == 0;
+  return name.rfind("user.fuseoverlayfs.", 0) == 0 || name.rfind("security.fuseoverlayfs.", 0) == 0;
 }
 
 Status finish_meta(int src_dir, const std::string& name, const struct stat& st, int dst_dir, const char* dst,
@@ -82,6 +82,8 @@ Status copy_up(int src_dir, const std::string& name, const struct stat& st, int 
     }
   };
   Status r = build();
+  if (r && !opts.override_xattr.empty() && !S_ISLNK(st.st_mode))
+    r = sys::set_xattr(work_dir, tmp, opts.override_xattr.c_str(), opts.override_value, 0);
   bool indexed = false;
   if (r && opts.index_dir >= 0) {
     if (!opts.nlink_xattr.empty()) r = sys::set_xattr(work_dir, tmp, opts.nlink_xattr.c_str(), opts.nlink_value, 0);

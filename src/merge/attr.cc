@@ -12,6 +12,19 @@ namespace strata::merge {
 
 namespace wo = strata::whiteout;
 
+namespace {
+
+// fuse-overlayfs's override_stat xattrs are the union's record of owner and mode (xattr_permissions), never
+// user data: hidden like the overlay's own names, whether this mount uses them or not.
+bool is_override_xattr(std::string_view name) { return name == kOverrideStatUser || name == kOverrideStatPrivileged; }
+
+std::optional<std::string> layer_name(const std::string& name, bool userxattr) {
+  if (is_override_xattr(name)) return std::nullopt;
+  return wo::escape_xattr(name, userxattr);
+}
+
+}  // namespace
+
 Result<struct stat> Overlay::setattr(Node* n, const SetAttr& a) {
   if (!has_upper_) return make_error(EROFS, "setattr");
   // Truncating to 0 needs none of the old data: copy up the metadata only.
@@ -21,14 +34,17 @@ Result<struct stat> Overlay::setattr(Node* n, const SetAttr& a) {
   if (!loc) return loc.take_error();
   int dfd = loc->dir->get();
   const char* nm = loc->name.c_str();
-  if (a.valid & (SetAttr::kUid | SetAttr::kGid)) {
-    uid_t uid = (a.valid & SetAttr::kUid) ? a.uid : static_cast<uid_t>(-1);
-    gid_t gid = (a.valid & SetAttr::kGid) ? a.gid : static_cast<gid_t>(-1);
-    STRATA_TRY(sys::chown_at(dfd, nm, uid, gid));
-  }
-  if (a.valid & SetAttr::kMode) {
-    if (n->type == S_IFLNK) return make_error(EOPNOTSUPP, "chmod", "symlink");
-    STRATA_TRY(sys::chmod_at(dfd, nm, a.mode & 07777));
+  if (a.valid & (SetAttr::kUid | SetAttr::kGid | SetAttr::kMode)) {
+    if ((a.valid & SetAttr::kMode) && n->type == S_IFLNK) return make_error(EOPNOTSUPP, "chmod", "symlink");
+    auto real = sys::stat_at(dfd, nm);
+    if (!real) return real.take_error();
+    std::optional<uid_t> uid;
+    std::optional<gid_t> gid;
+    std::optional<mode_t> mode;
+    if (a.valid & SetAttr::kUid) uid = ids_.uid_to_disk(a.uid);
+    if (a.valid & SetAttr::kGid) gid = ids_.gid_to_disk(a.gid);
+    if (a.valid & SetAttr::kMode) mode = a.mode;
+    STRATA_TRY(write_owner(dfd, nm, *real, uid, gid, mode, false));
   }
   if (a.valid & SetAttr::kSize) {
     if (n->type != S_IFREG) return make_error(n->is_dir() ? EISDIR : EINVAL, "truncate");
@@ -80,7 +96,7 @@ Status Overlay::fsyncdir(Node* n, bool datasync) {
 bool Overlay::userxattr() const { return opaque_xattr_ == wo::kUserOpaque; }
 
 Result<size_t> Overlay::getxattr(Node* n, const std::string& name, char* buf, size_t size) {
-  auto real = wo::escape_xattr(name, userxattr());
+  auto real = layer_name(name, userxattr());
   if (!real) return make_error(ENODATA, "getxattr", name);
   auto loc = locate(n);
   if (!loc) return loc.take_error();
@@ -95,7 +111,7 @@ Result<size_t> Overlay::listxattr(Node* n, char* buf, size_t size) {
   std::string out;
   for (const auto& x : *names) {
     auto shown = wo::unescape_xattr(x, userxattr());
-    if (!shown) continue;
+    if (!shown || is_override_xattr(x)) continue;
     out += *shown;
     out.push_back('\0');
   }
@@ -106,7 +122,7 @@ Result<size_t> Overlay::listxattr(Node* n, char* buf, size_t size) {
 }
 
 Status Overlay::setxattr(Node* n, const std::string& name, std::string_view value, int flags) {
-  auto real = wo::escape_xattr(name, userxattr());
+  auto real = layer_name(name, userxattr());
   if (!real) return make_error(EPERM, "setxattr", name);
   if (!has_upper_) return make_error(EROFS, "setxattr");
   STRATA_TRY(ensure_upper(n));
@@ -116,7 +132,7 @@ Status Overlay::setxattr(Node* n, const std::string& name, std::string_view valu
 }
 
 Status Overlay::removexattr(Node* n, const std::string& name) {
-  auto real = wo::escape_xattr(name, userxattr());
+  auto real = layer_name(name, userxattr());
   if (!real) return make_error(EPERM, "removexattr", name);
   if (!has_upper_) return make_error(EROFS, "removexattr");
   if (n->top() != 0) {

@@ -42,15 +42,21 @@ Status Overlay::make_whiteout(int dirfd, const std::string& name) {
 }
 
 Status Overlay::set_owner(int dirfd, const std::string& name, const Caller& c, int upperfd, mode_t mode) {
+  uid_t uid = ids_.uid_to_disk(c.uid);
+  gid_t gid = ids_.gid_to_disk(c.gid);
   // Created with the daemon's ids, which are the caller's: nothing to change (a setgid parent's group was
   // applied by the kernel already).
-  if (c.uid == euid_ && c.gid == egid_) return {};
-  gid_t gid = c.gid;
+  if (uid == euid_ && gid == egid_ && !override_xattr_) return {};
   auto pst = sys::stat_at(upperfd, "");
   if (!pst) return pst.take_error();
-  if (pst->st_mode & S_ISGID) gid = pst->st_gid;  // BSD group semantics of a setgid directory
-  if (c.uid == euid_ && gid == egid_) return {};
-  STRATA_TRY(sys::chown_at(dirfd, name.c_str(), c.uid, gid));
+  auto parent = effective_owner(upperfd, "", *pst);
+  if (!parent) return parent.take_error();
+  if (parent->mode & S_ISGID) gid = *parent->gid;  // BSD group semantics of a setgid directory
+  if (uid == euid_ && gid == egid_ && !override_xattr_) return {};
+  auto st = sys::stat_at(dirfd, name.c_str());
+  if (!st) return st.take_error();
+  STRATA_TRY(write_owner(dirfd, name.c_str(), *st, uid, gid, std::nullopt, true));
+  if (override_xattr_) return {};
   // chown clears set-id bits on non-directories; put back what the caller asked for.
   if ((mode & (S_ISUID | S_ISGID)) && !S_ISDIR(mode) && !S_ISLNK(mode))
     STRATA_TRY(sys::chmod_at(dirfd, name.c_str(), mode & 07777));

@@ -43,6 +43,13 @@ Status Overlay::copy_up_one(Node* n, bool with_data) {
   o.fsync = fsync_;
   o.with_data = with_data;
   o.userxattr = userxattr();
+  if (override_xattr_ && !S_ISLNK(st->st_mode)) {
+    // The copy belongs to the daemon: keep the owner and mode the view showed in the override xattr.
+    auto eff = effective_owner((*src)->get(), place.name.c_str(), *st);
+    if (!eff) return eff.take_error();
+    o.override_xattr = override_xattr_;
+    o.override_value = format_stat_override(*eff->uid, *eff->gid, eff->mode);
+  }
   // A lower hard link goes through the index: the inode's other names find the copy there.
   bool index = !n->is_dir() && st->st_nlink > 1 && index_;
   if (index) {

@@ -8,6 +8,7 @@
 
 #include "strata/base/log.h"
 #include "strata/sys/fs.h"
+#include "strata/sys/identity.h"
 #include "strata/whiteout/whiteout.h"
 
 namespace strata::merge {
@@ -118,13 +119,28 @@ Result<std::unique_ptr<Overlay>> Overlay::open(const OverlayOptions& opts) {
     // Whiteouts are 0/0 devices where mknod is allowed (as the kernel writes them), else `.wh.` files. Like the
     // kernel, link them all to one shared device inode: allocating an inode per whiteout dominated `rm -rf`
     // of a lower tree (ext4's inode allocator, measured with perf).
-    auto mk = sys::mknod_at(ov->work_.get(), kSharedWhiteout, S_IFCHR | 0, 0);
-    ov->can_mknod_whiteout_ = mk.has_value();
-    if (geteuid() != 0) {
+    // Since Linux 5.8 mknod of a 0/0 device needs no privilege, so unprivileged daemons and user namespaces
+    // write the kernel's form too; `.wh.` files remain for filesystems (and older kernels) that refuse it.
+    ov->can_mknod_whiteout_ = false;
+    if (opts.device_whiteouts) {
+      auto mk = sys::mknod_at(ov->work_.get(), kSharedWhiteout, S_IFCHR | 0, 0);
+      ov->can_mknod_whiteout_ = mk.has_value();
+    }
+    // trusted.* needs CAP_SYS_ADMIN in the initial user namespace: root inside `unshare -Ur` is refused like
+    // any user. Ask the upper's filesystem rather than guess from the euid.
+    if (!sys::set_xattr(ov->work_.get(), "", "trusted.strata.probe", "1", 0)) {
       ov->opaque_xattr_ = whiteout::kUserOpaque;
       ov->nlink_xattr_ = "user.strata.nlink";
+    } else {
+      (void)sys::remove_xattr(ov->work_.get(), "", "trusted.strata.probe");  // harmless if left: hidden, private
     }
+  } else if (geteuid() != 0 || !sys::in_initial_userns()) {
+    ov->opaque_xattr_ = whiteout::kUserOpaque;  // read-only: decides which overlay.* names the view hides
   }
+  ov->ids_ = opts.ids;
+  if (opts.xattr_permissions == 1) ov->override_xattr_ = kOverrideStatPrivileged;
+  if (opts.xattr_permissions == 2) ov->override_xattr_ = kOverrideStatUser;
+  if (ov->override_xattr_ && ov->has_upper_) STRATA_TRY(ov->set_override_marker());
   return ov;
 }
 
@@ -142,6 +158,7 @@ ino_t Overlay::map_ino(int layer, const struct stat& st) const {
 
 struct stat Overlay::fix_stat(Node* n, struct stat st) {
   st.st_ino = n->ino;
+  if (override_xattr_ || !ids_.identity()) view_owner(n, &st);
   if (!n->is_dir()) {
     int d = n->nlink_delta.load(std::memory_order_relaxed);
     if (d != 0 && static_cast<long>(st.st_nlink) + d >= 0) st.st_nlink = static_cast<nlink_t>(st.st_nlink + d);

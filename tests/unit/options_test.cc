@@ -122,7 +122,7 @@ TEST(ParseArgs, ContextIsIgnoredSilently) {
   Config d =
       parse_ok({"-o", "lowerdir=/l,context=\"system_u:object_r:container_file_t:s0\"", "/m"});
   EXPECT_TRUE(d.warnings.empty());
-  EXPECT_TRUE(d.session.mount_options.empty());
+  EXPECT_EQ(d.session.mount_options, (Strings{"default_permissions"}));  // the unprivileged default only
 }
 
 TEST(ParseArgs, UnknownOptionWarnsButSucceeds) {
@@ -133,11 +133,51 @@ TEST(ParseArgs, UnknownOptionWarnsButSucceeds) {
   EXPECT_FALSE(has(c.session.mount_options, "frobnicate"));
 }
 
-TEST(ParseArgs, IdMappingOptionsAreNotSupported) {
-  for (std::string o : {"uidmapping=0:1000:1", "gidmapping=0:1000:1", "squash_to_root",
-                        "squash_to_uid=5", "squash_to_gid=5", "xattr_permissions=1"}) {
+TEST(ParseArgs, IdMappingOptions) {
+  // What containers/storage passes for a rootless container: uidmapping=CONTAINER:HOST:SIZE[:...].
+  Config c = parse_ok({"-o", "lowerdir=/l,uidmapping=0:1000:1:1:100000:65536,gidmapping=0:2000:5", "/m"});
+  using strata::merge::IdRange;
+  EXPECT_EQ(c.overlay.ids.uids, (std::vector<IdRange>{{0, 1000, 1}, {1, 100000, 65536}}));
+  EXPECT_EQ(c.overlay.ids.gids, (std::vector<IdRange>{{0, 2000, 5}}));
+  EXPECT_FALSE(c.overlay.ids.squash_uid);
+  EXPECT_EQ(c.overlay.xattr_permissions, 0);
+  EXPECT_TRUE(c.warnings.empty());
+  EXPECT_TRUE(parse_ok({"-o", "lowerdir=/l", "/m"}).overlay.ids.identity());
+}
+
+TEST(ParseArgs, SquashOptions) {
+  Config r = parse_ok({"-o", "lowerdir=/l,squash_to_root", "/m"});
+  EXPECT_EQ(r.overlay.ids.squash_uid, 0u);
+  EXPECT_EQ(r.overlay.ids.squash_gid, 0u);
+  // squash_to_uid/gid win over squash_to_root, each for its own id, in any order.
+  Config u = parse_ok({"-o", "lowerdir=/l,squash_to_uid=5,squash_to_root", "/m"});
+  EXPECT_EQ(u.overlay.ids.squash_uid, 5u);
+  EXPECT_EQ(u.overlay.ids.squash_gid, 0u);
+  Config g = parse_ok({"-o", "lowerdir=/l,squash_to_gid=7", "/m"});
+  EXPECT_FALSE(g.overlay.ids.squash_uid);
+  EXPECT_EQ(g.overlay.ids.squash_gid, 7u);
+  EXPECT_EQ(parse_err({"-o", "lowerdir=/l,squash_to_uid=", "/m"}).err, EINVAL);
+  EXPECT_EQ(parse_err({"-o", "lowerdir=/l,squash_to_uid=-1", "/m"}).err, EINVAL);
+  EXPECT_EQ(parse_err({"-o", "lowerdir=/l,squash_to_gid=4294967296", "/m"}).err, EINVAL);
+  EXPECT_EQ(parse_err({"-o", "lowerdir=/l,squash_to_root=1", "/m"}).err, EINVAL);
+}
+
+TEST(ParseArgs, XattrPermissions) {
+  EXPECT_EQ(parse_ok({"-o", "lowerdir=/l,xattr_permissions=1", "/m"}).overlay.xattr_permissions, 1);
+  EXPECT_EQ(parse_ok({"-o", "lowerdir=/l,xattr_permissions=2", "/m"}).overlay.xattr_permissions, 2);
+  EXPECT_EQ(parse_ok({"-o", "lowerdir=/l,xattr_permissions=0", "/m"}).overlay.xattr_permissions, 0);
+  for (std::string v : {"3", "", "user", "-1"}) {
+    strata::Error e = parse_err({"-o", "lowerdir=/l,xattr_permissions=" + v, "/m"});
+    EXPECT_EQ(e.err, EINVAL);
+    EXPECT_NE(e.message().find("xattr_permissions"), std::string::npos) << e.message();
+  }
+}
+
+TEST(ParseArgs, BadMappingsNameTheOption) {
+  for (std::string o : {"uidmapping=0:1000", "uidmapping=a:1:1", "gidmapping=0:1:0", "gidmapping=",
+                        "uidmapping=0:1:10:5:100:1", "uidmapping=4294967295:0:2"}) {
     strata::Error e = parse_err({"-o", "lowerdir=/l," + o, "/m"});
-    EXPECT_NE(e.message().find("not supported"), std::string::npos) << o << ": " << e.message();
+    EXPECT_EQ(e.err, EINVAL) << o;
     EXPECT_NE(e.message().find(o.substr(0, o.find('='))), std::string::npos) << e.message();
   }
 }
@@ -209,8 +249,9 @@ TEST(ParseArgs, PrivilegedDefaults) {
   Config c = parse_ok({"-o", "lowerdir=/l", "/m"}, /*privileged=*/true);
   for (std::string o : {"allow_other", "default_permissions", "suid", "dev"})
     EXPECT_TRUE(has(c.session.mount_options, o)) << o;
+  // Unprivileged, as fuse-overlayfs: default_permissions only (allow_other needs user_allow_other).
   Config u = parse_ok({"-o", "lowerdir=/l", "/m"}, /*privileged=*/false);
-  EXPECT_TRUE(u.session.mount_options.empty());
+  EXPECT_EQ(u.session.mount_options, (Strings{"default_permissions"}));
 }
 
 TEST(ParseArgs, FusePassthroughOptions) {

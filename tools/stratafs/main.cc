@@ -5,12 +5,14 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 
 #include "options.h"
 #include "strata/base/log.h"
 #include "strata/fuse/session.h"
 #include "strata/merge/overlay.h"
+#include "strata/sys/identity.h"
 
 #ifndef STRATA_VERSION
 #define STRATA_VERSION "unknown"
@@ -48,6 +50,11 @@ int real_main(int argc, char** argv) {
   // Modes given by the kernel are final (it applied the caller's umask already).
   umask(0);
   raise_nofile();
+  // Unmapped ids show as the kernel's overflow ids, as stat(2) shows them in a user namespace.
+  if (auto u = strata::sys::overflow_uid()) cfg->overlay.ids.overflow_uid = *u;
+  if (auto g = strata::sys::overflow_gid()) cfg->overlay.ids.overflow_gid = *g;
+  // fuse-overlayfs's switch for `.wh.NAME` whiteouts where device ones would work, honoured for drop-in use.
+  if (std::getenv("FUSE_OVERLAYFS_DISABLE_OVL_WHITEOUT")) cfg->overlay.device_whiteouts = false;
   auto ov = strata::merge::Overlay::open(cfg->overlay);
   if (!ov) {
     std::fprintf(stderr, "stratafs: %s\n", ov.error().message().c_str());

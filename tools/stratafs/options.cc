@@ -30,9 +30,17 @@ const char kUsage[] =
     "  allow_other, allow_root, default_permissions, ro, rw, suid, nosuid, dev, nodev, exec,\n"
     "  noexec, atime, noatime, nodiratime, relatime, strictatime, sync, async, dirsync,\n"
     "  auto_unmount, fsname=NAME, max_read=N: passed to FUSE. As root, allow_other,\n"
-    "  default_permissions, suid and dev are added, as fuse-overlayfs does.\n"
-    "Not supported yet (an error): uidmapping=, gidmapping=, squash_to_root, squash_to_uid=,\n"
-    "  squash_to_gid=, xattr_permissions=.\n";
+    "  default_permissions, suid and dev are added, as fuse-overlayfs does; otherwise\n"
+    "  default_permissions.\n"
+    "Ownership (fuse-overlayfs's options):\n"
+    "  uidmapping=D:V:N[:D:V:N...]  uids D..D+N-1 in the layers show as V..V+N-1 (and back for\n"
+    "                        chown and new files); unmapped ones show as the overflow id (65534)\n"
+    "  gidmapping=D:V:N[:...] the same for gids\n"
+    "  squash_to_root        every object shows as owned by 0:0\n"
+    "  squash_to_uid=U, squash_to_gid=G   every object shows as owned by U / G\n"
+    "  xattr_permissions=1|2 owner and mode live in the xattr security.fuseoverlayfs.override_stat\n"
+    "                        (1) or user.fuseoverlayfs.override_stat (2), \"UID:GID:MODE\"; chown,\n"
+    "                        chmod and new objects write it instead of the real owner and mode\n";
 
 std::vector<std::string> split_options(const std::string& s) {
   std::vector<std::string> out;
@@ -89,8 +97,14 @@ const std::set<std::string> kFuseValued = {"fsname", "max_read", "subtype"};
 const std::set<std::string> kIgnoredValued = {"context", "fscontext", "defcontext", "rootcontext"};
 const std::set<std::string> kIgnoredFlags = {"lazytime", "nolazytime", "user", "nouser", "noauto", "auto",
                                              "_netdev", "nofail"};
-const std::set<std::string> kIdMapping = {"uidmapping", "gidmapping", "squash_to_root", "squash_to_uid",
-                                          "squash_to_gid", "xattr_permissions"};
+
+bool parse_id(const std::string& v, uint32_t* out) {
+  if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 10) return false;
+  unsigned long long n = std::strtoull(v.c_str(), nullptr, 10);
+  if (n > 0xffffffffULL) return false;
+  *out = static_cast<uint32_t>(n);
+  return true;
+}
 
 bool parse_bool(const std::string& v, bool* out) {
   if (v == "1" || v == "true" || v == "yes" || v == "on") return *out = true, true;
@@ -132,6 +146,11 @@ Result<Config> parse_args(const std::vector<std::string>& args, bool privileged)
 
   std::vector<std::string> fuse_opts;
   if (privileged) fuse_opts = {"allow_other", "default_permissions", "suid", "dev"};
+  // Unprivileged, fuse-overlayfs adds default_permissions: the kernel checks the modes the mount shows (without
+  // it a user could write through the mount what the view says is read-only).
+  else fuse_opts = {"default_permissions"};
+  std::optional<uint32_t> squash_uid, squash_gid;
+  bool squash_root = false;
   for (const auto& raw : opts) {
     if (raw.empty()) continue;
     size_t eq = raw.find('=');
@@ -169,9 +188,20 @@ Result<Config> parse_args(const std::vector<std::string>& args, bool privileged)
       c.session.writeback = b;
     } else if (key == "debug") {
       c.session.debug = c.session.foreground = true;
-    } else if (kIdMapping.count(key)) {
-      return make_error(ENOTSUP, "option " + key,
-                        "is not supported yet by stratafs (ID mapping arrives with rootless support)");
+    } else if (key == "uidmapping" || key == "gidmapping") {
+      auto r = merge::IdMap::parse_ranges(key, val);
+      if (!r) return r.take_error();
+      (key == "uidmapping" ? c.overlay.ids.uids : c.overlay.ids.gids) = std::move(*r);
+    } else if (key == "squash_to_root") {
+      if (has_val) return make_error(EINVAL, "squash_to_root", "takes no value: " + raw);
+      squash_root = true;
+    } else if (key == "squash_to_uid" || key == "squash_to_gid") {
+      uint32_t id = 0;
+      if (!parse_id(val, &id)) return make_error(EINVAL, key, "wants a numeric id: " + val);
+      (key == "squash_to_uid" ? squash_uid : squash_gid) = id;
+    } else if (key == "xattr_permissions") {
+      if (val != "0" && val != "1" && val != "2") return make_error(EINVAL, key, "wants 0, 1 or 2: " + val);
+      c.overlay.xattr_permissions = val[0] - '0';
     } else if (kFuseFlags.count(key) && !has_val) {
       fuse_opts.push_back(key);
     } else if (kFuseValued.count(key) && has_val) {
@@ -184,6 +214,9 @@ Result<Config> parse_args(const std::vector<std::string>& args, bool privileged)
     }
   }
   if (c.overlay.lowerdirs.empty()) return make_error(EINVAL, "missing option", "lowerdir=");
+  // squash_to_uid/gid take precedence over squash_to_root, each for its own id (as in fuse-overlayfs).
+  c.overlay.ids.squash_uid = squash_uid ? squash_uid : (squash_root ? std::optional<uint32_t>(0) : std::nullopt);
+  c.overlay.ids.squash_gid = squash_gid ? squash_gid : (squash_root ? std::optional<uint32_t>(0) : std::nullopt);
   if (!c.overlay.upperdir.empty() && c.overlay.workdir.empty())
     return make_error(EINVAL, "missing option", "workdir= (needed with upperdir=)");
   if (c.overlay.upperdir.empty() && !c.overlay.workdir.empty())

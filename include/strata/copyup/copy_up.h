@@ -28,6 +28,10 @@ struct Options {
   std::string index_name;
   std::string nlink_xattr;
   std::string nlink_value;
+  // xattr_permissions: set `override_xattr` = `override_value` on the copy (the owner and mode the view shows,
+  // which an unprivileged daemon cannot give the copy itself); the source's value of that xattr is not copied.
+  std::string override_xattr;
+  std::string override_value;
 };
 
 Status copy_up(int src_dir, const std::string& name, const struct stat& st, int dst_dir,

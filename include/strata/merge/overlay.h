@@ -27,6 +27,7 @@
 
 #include "strata/base/result.h"
 #include "strata/merge/fd_cache.h"
+#include "strata/merge/id_map.h"
 #include "strata/merge/node_table.h"
 
 namespace strata::merge {
@@ -37,9 +38,17 @@ struct OverlayOptions {
   std::string workdir;                 // required with upperdir, same filesystem
   bool fsync = true;                   // fsync copy-ups before they become visible (false: `volatile`)
   size_t fd_cache_fds = 1024;          // O_PATH directory fds kept open at most (a cache, see fd_cache.h)
+  // Ownership as fuse-overlayfs's options give it (id_map.h): attributes are reported through `ids`, and owners
+  // given by the kernel are stored through it.
+  IdMap ids;
+  // xattr_permissions: 0 off; 1 or 2: owner and mode live in the xattr security.fuseoverlayfs.override_stat (1) or
+  // user.fuseoverlayfs.override_stat (2), read in every layer, and chown/chmod/create write only that xattr.
+  int xattr_permissions = 0;
+  // false: whiteouts are always `.wh.NAME` files (fuse-overlayfs's FUSE_OVERLAYFS_DISABLE_OVL_WHITEOUT).
+  bool device_whiteouts = true;
 };
 
-// Who is asking: ownership for new objects.
+// Who is asking: ownership for new objects (ids as the kernel gives them: the view side of OverlayOptions::ids).
 struct Caller {
   uid_t uid = 0;
   gid_t gid = 0;
@@ -147,9 +156,10 @@ class Overlay {
   Status setxattr(Node* n, const std::string& name, std::string_view value, int flags);
   Status removexattr(Node* n, const std::string& name);
   Result<struct statvfs> statfs();
-  // The overlay's own xattrs live in user.overlay.* (unprivileged) rather than trusted.overlay.*.
+  // The overlay's own xattrs live in user.overlay.* (where trusted.* is refused: unprivileged, user namespace)
+  // rather than trusted.overlay.*.
   bool userxattr() const;
-  // Attributes as the merged view reports them (inode number, link count).
+  // Attributes as the merged view reports them (inode number, link count, owner and mode: see ownership.cc).
   struct stat fix_stat(Node* n, struct stat st);
 
   // Copy the node (and its parents) into the upper layer if it is not there yet.
@@ -225,6 +235,12 @@ class Overlay {
   template <typename Make>
   Result<Entry> create_object(Node* parent, const std::string& name, mode_t type, const Caller& c, Make make);
   Status set_owner(int dirfd, const std::string& name, const Caller& c, int upperfd, mode_t mode);
+  // ownership.cc: the one place owners and modes are translated for the view, and the one place they are written.
+  void view_owner(Node* n, struct stat* st);
+  Result<StatOverride> effective_owner(int dirfd, const char* name, const struct stat& real);
+  Status write_owner(int dirfd, const char* name, const struct stat& real, std::optional<uid_t> uid,
+                     std::optional<gid_t> gid, std::optional<mode_t> mode, bool creating);
+  Status set_override_marker();
 
   friend class File;
   std::vector<Layer> layers_;
@@ -241,6 +257,8 @@ class Overlay {
   gid_t egid_ = getegid();
   std::mutex whiteout_mu_;  // replacing the shared whiteout when it reaches the link limit
   const char* opaque_xattr_ = "trusted.overlay.opaque";  // user.overlay.opaque when unprivileged
+  IdMap ids_;
+  const char* override_xattr_ = nullptr;  // xattr_permissions: the override_stat name, else null
   NodeTable table_;
   FdCache fd_cache_;
 };
