@@ -18,12 +18,16 @@ bool skip_xattr(const std::string& name, bool userxattr) {
 }
 
 Status finish_meta(int src_dir, const std::string& name, const struct stat& st, int dst_dir, const char* dst,
-                   bool symlink, bool userxattr) {
-  // Owner first: chown drops security.capability, which the xattr copy then restores.
-  auto own = sys::chown_at(dst_dir, dst, st.st_uid, st.st_gid);
-  // Unprivileged, files of other owners cannot be given away; keep the copy (the rootless issue maps ids).
-  if (!own && own.error().err != EPERM && own.error().err != EINVAL) return own;
-  STRATA_TRY(copy_xattrs(src_dir, name.c_str(), dst_dir, dst, userxattr));
+                   bool symlink, const Options& opts) {
+  // Owner first: chown drops security.capability, which the xattr copy then restores. With an override value
+  // the copy stays the daemon's (as with fuse-overlayfs's xattr_permissions): the xattr says who owns it.
+  if (opts.override_xattr.empty() || symlink) {
+    auto own = sys::chown_at(dst_dir, dst, st.st_uid, st.st_gid);
+    // Unprivileged, files of other owners cannot be given away: the copy stays the daemon's, as with
+    // fuse-overlayfs (xattr_permissions keeps the owner in the view).
+    if (!own && own.error().err != EPERM && own.error().err != EINVAL) return own;
+  }
+  STRATA_TRY(copy_xattrs(src_dir, name.c_str(), dst_dir, dst, opts.userxattr));
   if (!symlink) STRATA_TRY(sys::chmod_at(dst_dir, dst, st.st_mode & 07777));
   struct timespec ts[2] = {st.st_atim, st.st_mtim};
   return sys::utimens_at(dst_dir, dst, ts);
@@ -63,22 +67,22 @@ Status copy_up(int src_dir, const std::string& name, const struct stat& st, int 
         auto out = sys::open_at(work_dir, tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
         if (!out) return out.take_error();
         if (opts.with_data) STRATA_TRY(sys::copy_data(in->get(), out->get(), st.st_size));
-        STRATA_TRY(finish_meta(src_dir, name, st, work_dir, tmp, false, opts.userxattr));
+        STRATA_TRY(finish_meta(src_dir, name, st, work_dir, tmp, false, opts));
         if (opts.fsync) STRATA_TRY(sys::fsync_fd(out->get(), false));
         return {};
       }
       case S_IFDIR:
         STRATA_TRY(sys::mkdir_at(work_dir, tmp, 0700));
-        return finish_meta(src_dir, name, st, work_dir, tmp, false, opts.userxattr);
+        return finish_meta(src_dir, name, st, work_dir, tmp, false, opts);
       case S_IFLNK: {
         auto target = sys::readlink_at(src_dir, name.c_str());
         if (!target) return target.take_error();
         STRATA_TRY(sys::symlink_at(target->c_str(), work_dir, tmp));
-        return finish_meta(src_dir, name, st, work_dir, tmp, true, opts.userxattr);
+        return finish_meta(src_dir, name, st, work_dir, tmp, true, opts);
       }
       default:
         STRATA_TRY(sys::mknod_at(work_dir, tmp, st.st_mode, st.st_rdev));
-        return finish_meta(src_dir, name, st, work_dir, tmp, false, opts.userxattr);
+        return finish_meta(src_dir, name, st, work_dir, tmp, false, opts);
     }
   };
   Status r = build();
