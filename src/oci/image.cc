@@ -50,7 +50,7 @@ Result<std::vector<Image>> list_images(const store::Store& store) {
   return out;
 }
 
-Result<Image> find_image(const store::Store& store, std::string_view query) {
+Result<store::Ref> resolve_name(const store::Store& store, std::string_view query) {
   std::string q(query);
   std::vector<std::string> names = {q};
   bool has_tag = split_name(q).second != "<none>";
@@ -61,8 +61,14 @@ Result<Image> find_image(const store::Store& store, std::string_view query) {
   }
   for (const auto& n : names) {
     auto d = store.resolve(n);
-    if (d) return load_image(store, n, *d);
+    if (d) return store::Ref{n, std::move(*d)};
   }
+  return make_error(ENOENT, "image", q + ": no such image");
+}
+
+Result<Image> find_image(const store::Store& store, std::string_view query) {
+  std::string q(query);
+  if (auto r = resolve_name(store, q)) return load_image(store, r->name, r->descriptor);
   std::string hex = q.rfind("sha256:", 0) == 0 ? q.substr(7) : q;
   if (hex.size() >= 4 && hex.find_first_not_of("0123456789abcdef") == std::string::npos) {
     STRATA_ASSIGN_OR_RETURN(all, list_images(store));
@@ -74,6 +80,14 @@ Result<Image> find_image(const store::Store& store, std::string_view query) {
       if (!hit) hit = &img;
     }
     if (hit) return *hit;
+    // Untagged images (strata commit without a name) are unnamed index.json entries: by ID only.
+    STRATA_ASSIGN_OR_RETURN(refs, store.list());
+    for (const auto& r : refs) {
+      if (!r.name.empty() || !is_manifest_media_type(r.descriptor.media_type)) continue;
+      auto img = load_image(store, "", r.descriptor);
+      if (!img) continue;
+      if (img->config_digest.hex.rfind(hex, 0) == 0 || r.descriptor.digest.hex == hex) return *img;
+    }
   }
   return make_error(ENOENT, "image", q + ": no such image");
 }

@@ -130,7 +130,8 @@ Result<Reachable> Store::referenced() const {
 }
 
 Result<GcReport> Store::gc(const StoreLock& lock, bool dry_run,
-                           const std::set<Digest>& in_use_layers) const {
+                           const std::set<Digest>& in_use_layers,
+                           const std::set<Digest>& in_use_blobs) const {
   STRATA_TRY(check_lock(lock, "gc"));
   STRATA_ASSIGN_OR_RETURN(reach, referenced());
   GcReport rep;
@@ -138,7 +139,7 @@ Result<GcReport> Store::gc(const StoreLock& lock, bool dry_run,
   STRATA_ASSIGN_OR_RETURN(ents, sys::read_dir(blobsfd));
   for (const auto& e : ents) {
     auto d = Digest::from_hex(e.name);
-    if (!d || reach.blobs.count(*d)) continue;
+    if (!d || reach.blobs.count(*d) || in_use_blobs.count(*d)) continue;
     auto st = sys::stat_at(blobsfd, e.name.c_str());
     if (!st || !S_ISREG(st->st_mode)) continue;
     if (!dry_run) STRATA_TRY(sys::unlink_at(blobsfd, e.name.c_str(), 0));

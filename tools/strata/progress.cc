@@ -9,7 +9,7 @@ namespace {
 constexpr auto kRefresh = std::chrono::milliseconds(100);
 }
 
-Progress::Progress(Mode mode) : mode_(mode) {
+Progress::Progress(Mode mode, Action action) : mode_(mode), action_(action) {
   if (mode_ == kTty) drawer_ = std::thread([this] { run(); });
 }
 
@@ -56,7 +56,8 @@ void Progress::on_layer(const oci::LayerEvent& e) {
       l.seconds = std::chrono::duration<double>(Clock::now() - l.started).count();
       if (mode_ == kPlain) {
         double rate = l.seconds > 0 ? static_cast<double>(l.bytes) / l.seconds : 0;
-        std::printf("%s: pulled %llu bytes in %.2fs (%s/s)\n", l.id.c_str(),
+        std::printf("%s: %s %llu bytes in %.2fs (%s/s)\n", l.id.c_str(),
+                    action_ == kPush ? "pushed" : "pulled",
                     static_cast<unsigned long long>(l.bytes), l.seconds, human(rate).c_str());
         std::fflush(stdout);
       }
@@ -73,14 +74,15 @@ std::string Progress::line(const Layer& l) const {
     case Layer::kWaiting:
       return l.id + ": Waiting";
     case Layer::kExists:
-      return l.id + ": Already exists";
+      return l.id + (action_ == kPush ? ": Layer already exists" : ": Already exists");
     case Layer::kDone:
-      return l.id + ": Pull complete";
+      return l.id + (action_ == kPush ? ": Pushed" : ": Pull complete");
     case Layer::kDownloading:
       break;
   }
   double secs = std::chrono::duration<double>(Clock::now() - l.started).count();
-  std::string s = l.id + ": Downloading  " + human(static_cast<double>(l.bytes));
+  std::string s = l.id + (action_ == kPush ? ": Pushing  " : ": Downloading  ") +
+                  human(static_cast<double>(l.bytes));
   if (l.size >= 0) s += "/" + human(static_cast<double>(l.size));
   if (secs > 0.2) s += "  " + human(static_cast<double>(l.bytes) / secs) + "/s";
   return s;

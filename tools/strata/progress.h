@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Progress: what `strata pull` prints about its layers while oci::pull runs.
+// Progress: what `strata pull` prints about its layers while oci::pull runs, and `strata push`
+// about its blobs while oci::push runs (Action kPush: "Pushing", "Pushed", "Layer already exists";
+// plain: "pushed N bytes").
 //
 //   Progress p(Progress::kTty);      // or kPlain, kQuiet
 //   opts.on_layer = [&](const oci::LayerEvent& e) { p.on_layer(e); };
@@ -28,7 +30,8 @@ namespace strata::tool {
 class Progress {
  public:
   enum Mode { kQuiet, kPlain, kTty };
-  explicit Progress(Mode mode);
+  enum Action { kPull, kPush };
+  explicit Progress(Mode mode, Action action = kPull);
   ~Progress();
   Progress(const Progress&) = delete;
   Progress& operator=(const Progress&) = delete;
@@ -55,6 +58,7 @@ class Progress {
   void run();
 
   Mode mode_;
+  Action action_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Layer> layers_;

@@ -36,5 +36,8 @@ std::pair<std::string, std::string> split_name(std::string_view name);
 Result<Image> load_image(const store::Store& store, const std::string& name, const Descriptor& d);
 Result<std::vector<Image>> list_images(const store::Store& store);
 Result<Image> find_image(const store::Store& store, std::string_view query);
+// The ref a name query means, trying the names find_image() tries (not IDs), whatever the ref points
+// at (a manifest or an index). ENOENT when no ref has any of those names.
+Result<store::Ref> resolve_name(const store::Store& store, std::string_view query);
 
 }  // namespace strata::oci

@@ -8,7 +8,7 @@
 // or config that is present but cannot be parsed is an error (EBADMSG): gc then deletes nothing,
 // because it cannot know what that blob keeps. Store::gc(lock, dry_run, in_use_layers) deletes (or,
 // dry_run, only lists) every blob under blobs/sha256 and every layers/<hex> that is not referenced,
-// keeping also the layers the caller says are in use (mounted containers). Files whose names are
+// keeping also the layers and blobs the caller says are in use (containers, mounted or not). Files whose names are
 // not sha256 hex are never touched. Thread-safety: plain values.
 #pragma once
 

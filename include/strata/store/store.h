@@ -105,8 +105,9 @@ class Store {
   // ("layers/.tmp-...").
   Result<std::vector<std::string>> cleanup_stale() const;
   Result<Reachable> referenced() const;
-  Result<GcReport> gc(const StoreLock& lock, bool dry_run,
-                      const std::set<Digest>& in_use_layers) const;
+  // in_use_blobs: blobs kept although no ref reaches them (a container's image config).
+  Result<GcReport> gc(const StoreLock& lock, bool dry_run, const std::set<Digest>& in_use_layers,
+                      const std::set<Digest>& in_use_blobs = {}) const;
 
   // Internal: the directory fds, for Ingest and LayerTemp.
   const std::shared_ptr<const detail::Dirs>& dirs() const { return dirs_; }
