@@ -49,7 +49,9 @@ BlobWriter& BlobWriter::operator=(BlobWriter&& o) noexcept {
   return *this;
 }
 
-BlobWriter::~BlobWriter() { discard(); }
+BlobWriter::~BlobWriter() {
+  discard();
+}
 
 void BlobWriter::discard() {
   fd_.reset();
@@ -61,7 +63,8 @@ void BlobWriter::discard() {
 }
 
 Status BlobWriter::write(const void* data, size_t size) {
-  if (failed_) return make_error(failed_, "write blob", "ingest/" + name_ + ": an earlier write failed");
+  if (failed_)
+    return make_error(failed_, "write blob", "ingest/" + name_ + ": an earlier write failed");
   if (finished_ || !fd_.valid()) return make_error(EINVAL, "write blob", "the blob is finished");
   if (auto w = sys::write_all(fd_.get(), data, size); !w) {
     failed_ = w.error().err ? w.error().err : EIO;
@@ -73,7 +76,8 @@ Status BlobWriter::write(const void* data, size_t size) {
 }
 
 Result<Digest> BlobWriter::finish() {
-  if (failed_) return make_error(failed_, "finish blob", "ingest/" + name_ + ": an earlier write failed");
+  if (failed_)
+    return make_error(failed_, "finish blob", "ingest/" + name_ + ": an earlier write failed");
   if (finished_) return digest_;
   if (!fd_.valid()) return make_error(EINVAL, "finish blob", "discarded");
   if (auto s = sys::fsync_fd(fd_.get(), true); !s) {
@@ -96,11 +100,13 @@ Status BlobWriter::publish() {
     // No RENAME_NOREPLACE on this filesystem: link(2) never replaces either.
     r = sys::link_at(ingestfd, name_.c_str(), blobsfd, digest_.hex.c_str());
     if (r || r.error().err == EEXIST) {
-      (void)sys::unlink_at(ingestfd, name_.c_str(), 0);  // linked or redundant; cleanup_stale retries
+      (void)sys::unlink_at(ingestfd, name_.c_str(),
+                           0);  // linked or redundant; cleanup_stale retries
       if (r) r = Status{};
     }
   }
-  if (!r && r.error().err != EEXIST) return make_error(r.error().err, "publish blob", digest_.to_string());
+  if (!r && r.error().err != EEXIST)
+    return make_error(r.error().err, "publish blob", digest_.to_string());
   if (!r) discard();  // an identical blob is there already
   name_.clear();
   fd_.reset();

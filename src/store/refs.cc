@@ -140,6 +140,30 @@ Status Store::set_ref(const StoreLock& lock, std::string_view name,
   }
 }
 
+Status Store::add_unnamed(const StoreLock& lock, const Descriptor& descriptor) const {
+  STRATA_TRY(check_lock(lock, "add unnamed"));
+  STRATA_TRY(detail::check_digest(descriptor.digest, "add unnamed"));
+  if (descriptor.media_type.empty() || descriptor.size < 0)
+    return make_error(EINVAL, "add unnamed", "descriptor needs a mediaType and a size");
+  try {
+    STRATA_ASSIGN_OR_RETURN(idx, read_index(dirs_->oci.get()));
+    const std::string digest = descriptor.digest.to_string();
+    for (const auto& e : idx["manifests"]) {
+      if (ref_name_of(e).empty() && e.is_object() && e.value("digest", "") == digest) return {};
+    }
+    json entry = {{"mediaType", descriptor.media_type}, {"digest", digest}, {"size", descriptor.size}};
+    if (!descriptor.annotations.empty()) {
+      json an = json::object();
+      for (const auto& [k, v] : descriptor.annotations) an[k] = v;
+      entry["annotations"] = std::move(an);
+    }
+    idx["manifests"].push_back(std::move(entry));
+    return write_index(dirs_->oci.get(), idx);
+  } catch (const json::exception& e) {
+    return make_error(EBADMSG, "add unnamed", e.what());
+  }
+}
+
 Result<Descriptor> Store::resolve(std::string_view name) const {
   try {
     STRATA_ASSIGN_OR_RETURN(idx, read_index(dirs_->oci.get()));

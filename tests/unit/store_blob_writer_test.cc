@@ -124,7 +124,7 @@ TEST_F(BlobWriterTest, FailedWriteLeavesNothing) {
     auto r = w->write(chunk.data(), chunk.size());
     if (r || r.error().err != EFBIG) _exit(12);
     if (w->finish()) _exit(13);  // unusable after a failed write
-    _exit(0);                     // the destructor does not run on _exit: discard explicitly below
+    _exit(0);                    // the destructor does not run on _exit: discard explicitly below
   }
   int st = 0;
   ASSERT_EQ(waitpid(pid, &st, 0), pid);

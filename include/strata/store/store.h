@@ -91,6 +91,10 @@ class Store {
   Result<Descriptor> resolve(std::string_view name) const;
   Result<std::vector<Ref>> list() const;
   Status remove_ref(const StoreLock& lock, std::string_view name) const;
+  // Add an index.json entry without a name (an untagged image, as `strata commit` without a name
+  // makes): gc keeps what it references. An unnamed entry with the same digest already there:
+  // no-op.
+  Status add_unnamed(const StoreLock& lock, const Descriptor& descriptor) const;
 
   // ---- lock (lock.cc; rules in lock.h) ----
   // Blocks until the lock is free, logging "waiting for the store lock held by another strata" once
