@@ -604,6 +604,193 @@ class Bearer(RegistryCase):
         self.assertIn("rejected", r.stderr)
 
 
+class Push(RegistryCase):
+    """strata push to the registries above, checked with skopeo and umoci."""
+
+    def pulled(self):
+        """The test image in this case's store, pulled from the oci: layout (localhost/img:v1)."""
+        self.strata("pull", "-q", "oci:%s:v1" % LAYOUT)
+        return "localhost/img:v1"
+
+    def umoci_tree(self, ref):
+        bundle = tempfile.mkdtemp(dir=self.tmp)
+        os.rmdir(bundle)
+        run("umoci", "unpack", "--image", ref, bundle)
+        return treedump.dump_text(os.path.join(bundle, "rootfs"))
+
+    def store_manifest_digest(self, image):
+        return self.inspect(image)["Manifest"]["Digest"]
+
+    def test_push_inspect_copy_unpack_repush(self):
+        img = self.pulled()
+        dest = "%s/pushed/img:v1" % PLAIN.addr
+        r = self.strata("push", "--tls-verify=false", img, "docker://" + dest)
+        pushed = [l for l in r.stdout.splitlines() if ": pushed " in l]
+        self.assertEqual(len(pushed), 4, r.stdout)  # 3 layers and the config
+        digest = self.store_manifest_digest(img)
+        self.assertIn("Digest: " + digest, r.stdout)
+        self.assertEqual(PLAIN.digest("pushed/img:v1"), digest)  # the same bytes
+        got = json.loads(run("skopeo", "inspect", "--tls-verify=false", "docker://" + dest).stdout)
+        self.assertEqual(len(got["Layers"]), 3)
+        cfg = json.loads(run("skopeo", "inspect", "--config", "--tls-verify=false", "docker://" + dest).stdout)
+        want = json.loads(run("skopeo", "inspect", "--config", "oci:%s:v1" % LAYOUT).stdout)
+        self.assertEqual(cfg, want)
+        self.assertEqual(len(cfg["history"]), 3)
+        self.assertEqual(cfg["rootfs"]["diff_ids"], self.inspect(img)["RootFS"]["Layers"])
+        copy = os.path.join(self.tmp, "copy")
+        run("skopeo", "copy", "--quiet", "--src-tls-verify=false", "docker://" + dest, "oci:%s:v1" % copy)
+        self.assertEqual(self.umoci_tree("%s:v1" % copy), self.umoci_tree("%s:v1" % LAYOUT))
+        r = self.strata("push", "--tls-verify=false", img, "docker://" + dest)
+        exists = [l for l in r.stdout.splitlines() if l.endswith(": already exists")]
+        self.assertEqual(len(exists), 4, r.stdout)
+        self.assertNotIn(": pushed ", r.stdout)
+        # Another tag in another repository of the same registry: blobs uploaded again there.
+        r = self.strata("push", "--tls-verify=false", "-q", "--jobs", "1", img, "%s/other/name:v2" % PLAIN.addr)
+        self.assertEqual(r.stdout.strip(), "Digest: " + digest)
+        self.assertEqual(PLAIN.digest("other/name:v2"), digest)
+
+    def test_default_destination_is_the_name(self):
+        ref = "%s/test/img:v1" % PLAIN.addr
+        self.strata("pull", "-q", "--tls-verify=false", ref)
+        r = self.strata("push", "--tls-verify=false", ref)
+        self.assertEqual(len([l for l in r.stdout.splitlines() if l.endswith(": already exists")]), 4, r.stdout)
+        self.assertIn(ref, r.stdout)
+
+    def test_docker_schema2_keeps_its_digest(self):
+        src = "%s/test/docker:v1" % PLAIN.addr
+        self.strata("pull", "-q", "--tls-verify=false", src)
+        self.strata("push", "-q", "--tls-verify=false", src, "%s/pushed/docker:v1" % PLAIN.addr)
+        self.assertEqual(PLAIN.digest("pushed/docker:v1"), PLAIN.digest("test/docker:v1"))
+        raw = run("skopeo", "inspect", "--raw", "--tls-verify=false",
+                  "docker://%s/pushed/docker:v1" % PLAIN.addr).stdout
+        self.assertEqual(json.loads(raw)["mediaType"], "application/vnd.docker.distribution.manifest.v2+json")
+
+    def test_basic_auth(self):
+        img = self.pulled()
+        dest = "%s/private/pushed:v1" % AUTH.addr
+        r = self.strata("push", "--tls-verify=false", img, dest, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("authentication required", r.stderr)
+        self.assertIn(AUTH.addr, r.stderr)
+        r = self.strata("push", "--tls-verify=false", "--creds", USER + ":wrong", img, dest, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("rejected", r.stderr)
+        self.assertIn(USER, r.stderr)
+        self.strata("push", "-q", "--tls-verify=false", "--creds", "%s:%s" % (USER, PASSWORD), img, dest)
+        self.assertEqual(AUTH.digest("private/pushed:v1", creds="%s:%s" % (USER, PASSWORD)),
+                         self.store_manifest_digest(img))
+
+    def test_auth_file(self):
+        img = self.pulled()
+        docker = os.path.join(self.tmp, ".docker")
+        os.makedirs(docker)
+        with open(os.path.join(docker, "config.json"), "w") as f:
+            json.dump({"auths": {AUTH.addr: {"auth": base64.b64encode(
+                ("%s:%s" % (USER, PASSWORD)).encode()).decode()}}}, f)
+        self.strata("push", "-q", "--tls-verify=false", img, "%s/private/fromfile:v1" % AUTH.addr)
+
+    def test_bearer_token(self):
+        img = self.pulled()
+        start = len(TOKENS.requests)
+        self.strata("push", "-q", "--tls-verify=false", "--creds", "%s:%s" % (USER, PASSWORD), img,
+                    "%s/private/pushed:v1" % BEARER.addr)
+        scopes = [q["scope"] for q in TOKENS.requests[start:]]
+        self.assertIn(["repository:private/pushed:pull,push"], scopes)
+        self.assertEqual(BEARER.digest("private/pushed:v1", creds="%s:%s" % (USER, PASSWORD)),
+                         self.store_manifest_digest(img))
+        # Anonymous callers get no push right from the token server: a clear auth error, non-zero.
+        r = self.strata("push", "--tls-verify=false", img, "%s/public/anon:v1" % BEARER.addr, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("authentication required", r.stderr)
+        r = self.strata("push", "--tls-verify=false", "--creds", USER + ":wrong", img,
+                        "%s/private/pushed:v2" % BEARER.addr, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("rejected", r.stderr)
+
+    def test_tls(self):
+        img = self.pulled()
+        r = self.strata("push", img, "%s/pushed/tls:v1" % TLS.addr, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("certificate", r.stderr.lower())
+        self.strata("push", "-q", "--cert-dir", CADIR, img, "%s/pushed/tls:v1" % TLS.addr)
+        self.assertEqual(TLS.digest("pushed/tls:v1"), self.store_manifest_digest(img))
+
+    def test_oci_layout_destination(self):
+        img = self.pulled()
+        out = os.path.join(self.tmp, "out")
+        r = self.strata("push", img, "oci:%s:t1" % out)
+        self.assertEqual(len([l for l in r.stdout.splitlines() if ": pushed " in l]), 4, r.stdout)
+        got = json.loads(run("skopeo", "inspect", "oci:%s:t1" % out).stdout)
+        self.assertEqual(got["Digest"], self.store_manifest_digest(img))
+        self.assertEqual(self.umoci_tree("%s:t1" % out), self.umoci_tree("%s:v1" % LAYOUT))
+        r = self.strata("push", img, "oci:%s:t2" % out)
+        self.assertEqual(len([l for l in r.stdout.splitlines() if l.endswith(": already exists")]), 4, r.stdout)
+        self.assertEqual(sorted(run("umoci", "ls", "--layout", out).stdout.split()), ["t1", "t2"])
+        # The layout pushed on to a registry with skopeo: an interoperable layout.
+        run("skopeo", "copy", "--quiet", "oci:%s:t2" % out, "docker://%s/pushed/via-layout:t2" % PLAIN.addr,
+            "--dest-tls-verify=false")
+        self.assertEqual(PLAIN.digest("pushed/via-layout:t2"), self.store_manifest_digest(img))
+
+    def index_in_store(self, drop_child=False):
+        """An OCI index ref in the store, written there by skopeo (pull keeps one platform only); with
+        drop_child, a second index whose arm64 entry names a manifest the store lacks."""
+        lay = os.path.join(self.tmp, "multi")
+        make_multi_platform(lay)
+        self.strata("images")  # creates the store
+        store_oci = os.path.join(self.root, "oci")
+        run("skopeo", "copy", "--quiet", "--all", "oci:%s:multi" % lay, "oci:%s:localhost/multi:1" % store_oci)
+        if not drop_child:
+            return "localhost/multi:1"
+        blobs = os.path.join(store_oci, "blobs", "sha256")
+        idx = json.load(open(os.path.join(store_oci, "index.json")))
+        entry = [m for m in idx["manifests"] if m["annotations"]["org.opencontainers.image.ref.name"] ==
+                 "localhost/multi:1"][0]
+        sub = json.load(open(os.path.join(blobs, entry["digest"][7:])))
+        sub["manifests"][0] = dict(sub["manifests"][0], digest="sha256:" + "1" * 64)
+        body = json.dumps(sub).encode()
+        dig = hashlib.sha256(body).hexdigest()
+        open(os.path.join(blobs, dig), "wb").write(body)
+        idx["manifests"].append(dict(entry, digest="sha256:" + dig, size=len(body),
+                                     annotations={"org.opencontainers.image.ref.name": "localhost/partial:1"}))
+        json.dump(idx, open(os.path.join(store_oci, "index.json"), "w"))
+        return "localhost/partial:1"
+
+    def test_index(self):
+        img = self.index_in_store()
+        self.strata("push", "-q", "--tls-verify=false", img, "%s/pushed/multi:1" % PLAIN.addr)
+        raw = json.loads(run("skopeo", "inspect", "--raw", "--tls-verify=false",
+                             "docker://%s/pushed/multi:1" % PLAIN.addr).stdout)
+        self.assertEqual(raw["mediaType"], "application/vnd.oci.image.index.v1+json")
+        self.strata("pull", "-q", "--tls-verify=false", "--platform", "linux/arm64", "%s/pushed/multi:1" % PLAIN.addr,
+                    root=os.path.join(self.tmp, "again"))
+
+    def test_index_with_a_missing_platform_refused(self):
+        img = self.index_in_store(drop_child=True)
+        r = self.strata("push", "--tls-verify=false", img, "%s/pushed/partial:1" % PLAIN.addr, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("sha256:" + "1" * 64, r.stderr)
+        self.assertIn("linux/arm64", r.stderr)
+        self.assertIn("not in the store", r.stderr)
+        r = run("skopeo", "inspect", "--raw", "--tls-verify=false", "docker://%s/pushed/partial:1" % PLAIN.addr,
+                check=False)
+        self.assertNotEqual(r.returncode, 0)  # nothing was tagged
+
+    def test_bad_destinations(self):
+        img = self.pulled()
+        for dest, msg in (("oci-archive:/tmp/x.tar", "DEST"), ("docker://Bad/Name", "parse reference")):
+            r = self.strata("push", img, dest, check=False)
+            self.assertNotEqual(r.returncode, 0, dest)
+            self.assertIn(msg, r.stderr)
+        r = self.strata("push", "nosuch:1", "oci:%s" % os.path.join(self.tmp, "o"), check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("nosuch", r.stderr)
+        r = self.strata("push", "--creds", "a:b", img, "oci:%s" % os.path.join(self.tmp, "o"), check=False)
+        self.assertEqual(r.returncode, 2)
+        r = self.strata("push", "--tls-verify=false", img, "127.0.0.1:1/x/y:z", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("127.0.0.1:1", r.stderr)
+
+
 def main():
     global STRATA
     ap = argparse.ArgumentParser()

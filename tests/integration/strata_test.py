@@ -419,6 +419,108 @@ class Mount(StrataCase):
         self.assertNotEqual(self.strata("mount", "nosuch", check=False).returncode, 0)
 
 
+class RmiGc(StrataCase):
+    """rmi removes names only; gc frees what no name and no container (mounted or not) uses."""
+
+    def images(self):
+        return sorted(i["Repository"] + ":" + i["Tag"] for i in json.loads(self.strata("images", "--format", "json").stdout))
+
+    def image_ids(self, name):
+        ins = json.loads(self.strata("inspect", name).stdout)[0]
+        return ins["Id"], [d[7:] for d in ins["RootFS"]["Layers"]], ins["Manifest"]["Digest"][7:]
+
+    def test_rmi_by_name_and_by_id(self):
+        lay = self.layout()
+        make_image(lay, "v1", [BASE])
+        self.strata("pull", "-q", "oci:%s:v1" % lay)
+        self.strata("pull", "-q", "--name", "example.com/other:2", "oci:%s:v1" % lay)
+        image_id, _, _ = self.image_ids("img:v1")
+        r = self.strata("rmi", "img:v1")
+        self.assertEqual(r.stdout, "Untagged: localhost/img:v1\n")  # another name is left: not deleted
+        self.assertEqual(self.images(), ["example.com/other:2"])
+        self.strata("pull", "-q", "oci:%s:v1" % lay)
+        r = self.strata("rmi", image_id[7:19])
+        self.assertEqual(sorted(r.stdout.splitlines()),
+                         sorted(["Untagged: localhost/img:v1", "Untagged: example.com/other:2", "Deleted: " + image_id]))
+        self.assertEqual(self.images(), [])
+        before = self.blobs()
+        self.assertTrue(before)  # rmi leaves the blobs to gc
+        r = self.strata("rmi", "img:v1", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("img:v1", r.stderr)
+        self.assertNotEqual(self.strata("rmi", check=False).returncode, 0)
+
+    def test_gc_dry_run_then_gc(self):
+        lay = self.layout()
+        make_image(lay, "a", [BASE])
+        make_image(lay, "b", [{"only-b": b"b\n"}])
+        self.strata("pull", "-q", "oci:%s:a" % lay)
+        self.strata("pull", "-q", "oci:%s:b" % lay)
+        _, a_layers, _ = self.image_ids("img:a")
+        _, b_layers, b_manifest = self.image_ids("img:b")
+        r = self.strata("gc")
+        self.assertEqual(r.stdout.splitlines(), ["Total reclaimed space: 0B"])
+        self.strata("rmi", "img:b")
+        blobs, layers = self.blobs(), self.layers()
+        r = self.strata("gc", "--dry-run")
+        self.assertEqual((self.blobs(), self.layers()), (blobs, layers))  # nothing deleted
+        self.assertIn("Would delete layer sha256:" + b_layers[0], r.stdout)
+        self.assertIn("Would delete blob sha256:" + b_manifest, r.stdout)
+        self.assertIn("Total reclaimable space: ", r.stdout)
+        r = self.strata("gc")
+        self.assertIn("Deleted layer sha256:" + b_layers[0], r.stdout)
+        self.assertIn("Deleted blob sha256:" + b_manifest, r.stdout)
+        self.assertRegex(r.stdout.splitlines()[-1], r"^Total reclaimed space: [0-9.]+[kM]?B$")
+        self.assertEqual(self.layers(), sorted(a_layers))
+        self.assertEqual(len(self.blobs()), 3)  # a's manifest, config, layer blob
+        self.mount_and_compare("img:a", "%s:a" % lay, "after-gc")  # a is intact
+
+    def test_container_keeps_its_image(self):
+        lay = self.layout()
+        make_image(lay, "v1", [BASE, TOP])
+        self.strata("pull", "-q", "oci:%s:v1" % lay)
+        image_id, layers, manifest = self.image_ids("img:v1")
+        mp = self.mount_and_compare("img:v1", "%s:v1" % lay, "web")
+        r = self.strata("rmi", "img:v1", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("web", r.stderr)
+        self.assertIn("--force", r.stderr)
+        self.assertEqual(self.images(), ["localhost/img:v1"])
+        r = self.strata("rmi", "--force", "img:v1")
+        self.assertIn("Untagged: localhost/img:v1", r.stdout)
+        self.assertEqual(self.images(), [])
+        r = self.strata("gc")
+        # The manifest goes; the layers, their blobs and the config stay for the container.
+        self.assertIn("Deleted blob sha256:" + manifest, r.stdout)
+        self.assertNotIn("Deleted layer", r.stdout)
+        self.assertEqual(self.layers(), sorted(layers))
+        self.assertIn(image_id[7:], self.blobs())
+        self.assertEqual(len(self.blobs()), 3)  # config + 2 layer blobs
+        self.assertEqual(treedump.dump_text(mp), treedump.dump_text(self.umoci_rootfs("%s:v1" % lay)))
+        # Unmounted, the container still holds them.
+        self.strata("umount", "web")
+        self.assertNotIn("Deleted", self.strata("gc").stdout)
+        self.assertEqual(self.layers(), sorted(layers))
+        # Gone (removed by hand: there is no rm yet), everything is freed.
+        shutil.rmtree(os.path.join(self.root, "containers", "web"))
+        r = self.strata("gc")
+        self.assertEqual(len([l for l in r.stdout.splitlines() if l.startswith("Deleted layer")]), 2, r.stdout)
+        self.assertEqual((self.blobs(), self.layers()), ([], []))
+
+    def test_gc_refuses_a_corrupt_container_state(self):
+        lay = self.layout()
+        make_image(lay, "v1", [BASE])
+        self.strata("pull", "-q", "oci:%s:v1" % lay)
+        self.strata("rmi", "img:v1")
+        os.makedirs(os.path.join(self.root, "containers", "bad"))
+        open(os.path.join(self.root, "containers", "bad", "state.json"), "w").write("{not json")
+        blobs = self.blobs()
+        r = self.strata("gc", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("bad", r.stderr)
+        self.assertEqual(self.blobs(), blobs)
+
+
 def main():
     global STRATA, STRATAFS
     ap = argparse.ArgumentParser()
