@@ -43,6 +43,7 @@ int cmd_inspect(const Globals& g, const Args& args);
 int cmd_mount(const Globals& g, const Args& args);
 int cmd_umount(const Globals& g, const Args& args);
 int cmd_ps(const Globals& g, const Args& args);
+int cmd_commit(const Globals& g, const Args& args);
 int cmd_push(const Globals& g, const Args& args);
 int cmd_rmi(const Globals& g, const Args& args);
 int cmd_gc(const Globals& g, const Args& args);

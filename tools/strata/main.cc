@@ -30,6 +30,7 @@ constexpr Command kCommands[] = {
     {"mount", "mount an image with a fresh writable layer", strata::tool::cmd_mount},
     {"umount", "unmount a container (its writable layer is kept)", strata::tool::cmd_umount},
     {"ps", "list containers", strata::tool::cmd_ps},
+    {"commit", "make a new image of a container's changes", strata::tool::cmd_commit},
     {"push", "copy an image to a registry or an OCI layout", strata::tool::cmd_push},
     {"rmi", "remove image names (gc frees the space)", strata::tool::cmd_rmi},
     {"gc", "delete blobs and layers no image or container uses", strata::tool::cmd_gc},
