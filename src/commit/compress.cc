@@ -6,6 +6,9 @@
 
 #include <new>
 #include <string>
+#include <thread>
+
+#include "pgzip.h"
 
 namespace strata::commit {
 
@@ -36,32 +39,12 @@ struct Compressor::State {
   Compression kind = Compression::kNone;
   ByteSink sink;
   std::vector<unsigned char> out;
-  z_stream z{};
-  bool z_init = false;
+  std::unique_ptr<detail::ParallelGzip> gz;
   ZSTD_CCtx* zs = nullptr;
   bool done = false;
 
   ~State() {
-    if (z_init) (void)deflateEnd(&z);  // the stream is abandoned or finished: nothing to report
     if (zs) ZSTD_freeCCtx(zs);
-  }
-
-  Status deflate_step(const void* data, size_t size, int flush) {
-    z.next_in = static_cast<Bytef*>(const_cast<void*>(data));
-    z.avail_in = static_cast<uInt>(size);
-    while (true) {
-      z.next_out = out.data();
-      z.avail_out = static_cast<uInt>(out.size());
-      int r = deflate(&z, flush);
-      if (r == Z_STREAM_ERROR) return make_error(EIO, "gzip", z.msg ? z.msg : "deflate failed");
-      size_t have = out.size() - z.avail_out;
-      if (have) STRATA_TRY(sink(out.data(), have));
-      if (flush == Z_FINISH) {
-        if (r == Z_STREAM_END) return {};
-        continue;
-      }
-      if (z.avail_in == 0 && z.avail_out != 0) return {};
-    }
   }
 
   Status zstd_step(const void* data, size_t size, ZSTD_EndDirective mode) {
@@ -95,10 +78,9 @@ Result<Compressor> Compressor::make(Compression c, int level, ByteSink sink) {
     int lvl = level == kDefaultLevel ? 6 : level;
     if (lvl < 0 || lvl > 9)
       return make_error(EINVAL, "gzip", "level " + std::to_string(lvl) + " (0-9)");
-    // windowBits 15 + 16: a gzip wrapper with zlib's default header (no name, mtime 0, OS 3).
-    if (deflateInit2(&s.z, lvl, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-      return make_error(ENOMEM, "gzip", "deflateInit2");
-    s.z_init = true;
+    // On every CPU: deflate dominates the cost of a commit; the output does not depend on it.
+    unsigned n = std::thread::hardware_concurrency();
+    s.gz = std::make_unique<detail::ParallelGzip>(lvl, n ? std::min(n, 16u) : 2u, s.sink);
   } else if (c == Compression::kZstd) {
     int lvl = level == kDefaultLevel ? 3 : level;
     if (lvl < 1 || lvl > ZSTD_maxCLevel())
@@ -119,14 +101,7 @@ Status Compressor::feed(const void* data, size_t size) {
     case Compression::kNone:
       return s_->sink(data, size);
     case Compression::kGzip:
-      // deflate takes at most 4 GiB at once (uInt).
-      while (size > 0) {
-        size_t n = size > (1u << 30) ? (1u << 30) : size;
-        STRATA_TRY(s_->deflate_step(data, n, Z_NO_FLUSH));
-        data = static_cast<const char*>(data) + n;
-        size -= n;
-      }
-      return {};
+      return s_->gz->feed(data, size);
     case Compression::kZstd:
       return s_->zstd_step(data, size, ZSTD_e_continue);
   }
@@ -140,7 +115,7 @@ Status Compressor::finish() {
     case Compression::kNone:
       return {};
     case Compression::kGzip:
-      return s_->deflate_step(nullptr, 0, Z_FINISH);
+      return s_->gz->finish();
     case Compression::kZstd:
       return s_->zstd_step(nullptr, 0, ZSTD_e_end);
   }
