@@ -83,8 +83,8 @@ class RegistryDestination : public Destination {
   Status put_manifest(const Descriptor& d, const std::string& body,
                       const std::string& tag) override {
     std::string target = tag.empty() ? d.digest.to_string() : tag;
-    std::string what = name() + (tag.empty() ? "@" : ":") + target + " (manifest " +
-                       d.digest.to_string() + ")";
+    std::string what =
+        name() + (tag.empty() ? "@" : ":") + target + " (manifest " + d.digest.to_string() + ")";
     HttpRequest put;
     put.method = "PUT";
     put.url = c_->repo_url("/manifests/" + target);
@@ -197,9 +197,9 @@ Result<PushResult> push(const store::Store& store, const Descriptor& top, Destin
       return {};
     }
     if (!store.has_blob(d.digest)) {
-      return make_error(ENOENT, "push",
-                        "blob " + d.digest.to_string() + " is in neither the store nor " +
-                            dest.name());
+      return make_error(
+          ENOENT, "push",
+          "blob " + d.digest.to_string() + " is in neither the store nor " + dest.name());
     }
     STRATA_ASSIGN_OR_RETURN(size, store.blob_size(d.digest));
     if (d.size >= 0 && size != static_cast<uint64_t>(d.size)) {

@@ -34,7 +34,8 @@ Status write_via_temp(int dirfd, const std::string& name, bool replace,
   STRATA_ASSIGN_OR_RETURN(fd, sys::open_at(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644));
   auto st = fill(fd.get());
   if (st) st = sys::fsync_fd(fd.get(), false);
-  if (st) st = sys::rename_at(dirfd, tmp.c_str(), dirfd, name.c_str(), replace ? 0 : RENAME_NOREPLACE);
+  if (st)
+    st = sys::rename_at(dirfd, tmp.c_str(), dirfd, name.c_str(), replace ? 0 : RENAME_NOREPLACE);
   if (!st) {
     (void)sys::unlink_at(dirfd, tmp.c_str(), 0);  // best effort: the error below is what matters
     if (!replace && st.error().err == EEXIST) return {};
@@ -138,9 +139,8 @@ class LayoutDestination : public Destination {
     idx["manifests"] = kept;
     if (!idx.contains("mediaType")) idx["mediaType"] = store::kMediaTypeOciIndex;
     std::string out = idx.dump();
-    STRATA_TRY(write_via_temp(root_.get(), "index.json", true, [&](int fd) {
-      return sys::write_all(fd, out.data(), out.size());
-    }));
+    STRATA_TRY(write_via_temp(root_.get(), "index.json", true,
+                              [&](int fd) { return sys::write_all(fd, out.data(), out.size()); }));
     return sys::fsync_fd(root_.get(), false);
   }
 

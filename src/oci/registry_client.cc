@@ -224,10 +224,10 @@ size_t HttpStream::on_read(char* p, size_t, size_t n, void* self_) {
     return CURL_READFUNC_ABORT;
   }
   if (*got == 0 && self->sent_ < self->body_->size) {
-    self->body_error_ = make_error(EIO, self->method_,
-                                   self->url_ + ": request body ended after " +
-                                       std::to_string(self->sent_) + " of " +
-                                       std::to_string(self->body_->size) + " bytes");
+    self->body_error_ =
+        make_error(EIO, self->method_,
+                   self->url_ + ": request body ended after " + std::to_string(self->sent_) +
+                       " of " + std::to_string(self->body_->size) + " bytes");
     return CURL_READFUNC_ABORT;
   }
   self->sent_ += *got;
@@ -322,8 +322,10 @@ Result<std::string> upload_url(std::string_view base, std::string_view location,
     url += location;
   }
   auto q = url.find('?');
-  if (q == std::string::npos) url += '?';
-  else if (q + 1 != url.size() && url.back() != '&') url += '&';
+  if (q == std::string::npos)
+    url += '?';
+  else if (q + 1 != url.size() && url.back() != '&')
+    url += '&';
   url += "digest=" + url_escape(digest.to_string());
   return url;
 }
@@ -453,9 +455,9 @@ Error RegistryClient::unauthorized(HttpStream& s) {
         EACCES, "authenticate",
         ref_.registry + ": credentials for user '" + creds_->user + "' rejected (" + why + ")");
   }
-  return make_error(EACCES, "authenticate",
-                    ref_.registry + ": authentication required (" + why +
-                        "); give --creds USER:PASS or log in");
+  return make_error(
+      EACCES, "authenticate",
+      ref_.registry + ": authentication required (" + why + "); give --creds USER:PASS or log in");
 }
 
 // Called with auth_mu_ held.
@@ -479,12 +481,13 @@ Status RegistryClient::authenticate(const std::string& header) {
   if (realm == c->params.end() || realm->second.empty()) {
     return make_error(EACCES, "authenticate", ref_.registry + ": bearer challenge without realm");
   }
-  std::string scope = "repository:" + ref_.repository +
-                      (access_ == Access::kPush ? ":pull,push" : ":pull");
+  std::string scope =
+      "repository:" + ref_.repository + (access_ == Access::kPush ? ":pull,push" : ":pull");
   // A challenge naming a scope (a 401 on a request) says what that request needs; a push keeps
   // asking for push on its own repository.
   if (auto sc = c->params.find("scope"); sc != c->params.end() && !sc->second.empty()) {
-    if (access_ != Access::kPush || sc->second.find(":" + ref_.repository + ":") == std::string::npos)
+    if (access_ != Access::kPush ||
+        sc->second.find(":" + ref_.repository + ":") == std::string::npos)
       scope = sc->second;
   }
   std::string url = realm->second;

@@ -20,8 +20,8 @@ namespace strata::tool {
 
 struct ContainerUse {
   std::string name;
-  std::string image;         // the name it was mounted by
-  store::Digest image_id;    // may be empty (invalid) in an old state.json
+  std::string image;               // the name it was mounted by
+  store::Digest image_id;          // may be empty (invalid) in an old state.json
   std::set<store::Digest> layers;  // by diff_id
 };
 

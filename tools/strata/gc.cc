@@ -14,11 +14,14 @@ namespace {
 constexpr const char* kUsage =
     "Usage: strata gc [--dry-run]\n"
     "\n"
-    "Delete what no image and no container needs: blobs (manifests, configs, layer blobs) not reachable\n"
+    "Delete what no image and no container needs: blobs (manifests, configs, layer blobs) not "
+    "reachable\n"
     "from an image name, unpacked layers no image's config lists, and the temporaries of crashed\n"
     "runs. The layers of every container (STORE/containers/*, mounted or not), its image's config\n"
-    "and the blobs of its layers are kept, also after 'strata rmi --force'. Prints each deletion and\n"
-    "the total: 'Deleted blob sha256:...', 'Deleted layer sha256:...', 'Total reclaimed space: 12.3MB'\n"
+    "and the blobs of its layers are kept, also after 'strata rmi --force'. Prints each deletion "
+    "and\n"
+    "the total: 'Deleted blob sha256:...', 'Deleted layer sha256:...', 'Total reclaimed space: "
+    "12.3MB'\n"
     "(layer sizes are their uncompressed tar sizes).\n"
     "\n"
     "Options:\n"
@@ -34,8 +37,10 @@ int cmd_gc(const Globals& g, const Args& args) {
       std::fputs(kUsage, stdout);
       return 0;
     }
-    if (a == "-n" || a == "--dry-run") dry_run = true;
-    else return usage_error("gc", "unexpected argument '" + a + "'");
+    if (a == "-n" || a == "--dry-run")
+      dry_run = true;
+    else
+      return usage_error("gc", "unexpected argument '" + a + "'");
   }
   auto st = open_store(g, false);
   if (!st) return fail(st.error());
@@ -87,7 +92,8 @@ int cmd_gc(const Globals& g, const Args& args) {
   const char* verb = dry_run ? "Would delete" : "Deleted";
   for (const auto& b : rep.blobs) std::printf("%s blob %s\n", verb, b.to_string().c_str());
   for (const auto& l : rep.layers) std::printf("%s layer %s\n", verb, l.to_string().c_str());
-  std::printf("Total %s space: %s\n", dry_run ? "reclaimable" : "reclaimed", human_size(total).c_str());
+  std::printf("Total %s space: %s\n", dry_run ? "reclaimable" : "reclaimed",
+              human_size(total).c_str());
   return 0;
 }
 

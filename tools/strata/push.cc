@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // strata push IMAGE [DEST]: copy an image of the store to a registry or an OCI layout.
+#include "strata/oci/push.h"
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -8,7 +10,6 @@
 #include "common.h"
 #include "progress.h"
 #include "strata/oci/image.h"
-#include "strata/oci/push.h"
 #include "strata/oci/reference.h"
 #include "strata/oci/registry.h"
 
@@ -35,7 +36,8 @@ constexpr const char* kUsage =
     "  -h, --help           this help\n"
     "\n"
     "Progress: one line per blob (the layers, then the config): Pushing, Pushed, or Layer already\n"
-    "exists on a terminal; otherwise one line per blob when it is done. Then the manifest's digest\n"
+    "exists on a terminal; otherwise one line per blob when it is done. Then the manifest's "
+    "digest\n"
     "and the destination. An image whose ref is an index pushes the platform manifests the store\n"
     "holds; a platform the store lacks must already be at the destination, else nothing is sent.\n";
 
@@ -52,7 +54,8 @@ int cmd_push(const Globals& g, const Args& args) {
     }
     if (take_value(args, i, "--creds", &creds, &missing) ||
         take_value(args, i, "--cert-dir", &cert_dir, &missing) ||
-        take_value(args, i, "--jobs", &jobs, &missing) || take_value(args, i, "-j", &jobs, &missing)) {
+        take_value(args, i, "--jobs", &jobs, &missing) ||
+        take_value(args, i, "-j", &jobs, &missing)) {
       if (missing) return usage_error("push", args[i] + " needs a value");
       continue;
     }
@@ -79,7 +82,8 @@ int cmd_push(const Globals& g, const Args& args) {
   if (!jobs.empty()) {
     char* end = nullptr;
     long n = std::strtol(jobs.c_str(), &end, 10);
-    if (*end != '\0' || n < 1 || n > 64) return usage_error("push", "--jobs takes a number from 1 to 64");
+    if (*end != '\0' || n < 1 || n > 64)
+      return usage_error("push", "--jobs takes a number from 1 to 64");
     opts.jobs = static_cast<int>(n);
   }
   auto st = open_store(g, false);
@@ -123,7 +127,9 @@ int cmd_push(const Globals& g, const Args& args) {
   auto dest = oci::open_destination(*ref, ropts);
   if (!dest) return fail(dest.error());
 
-  Progress progress(quiet ? Progress::kQuiet : isatty(STDOUT_FILENO) ? Progress::kTty : Progress::kPlain,
+  Progress progress(quiet                   ? Progress::kQuiet
+                    : isatty(STDOUT_FILENO) ? Progress::kTty
+                                            : Progress::kPlain,
                     Progress::kPush);
   opts.on_blob = [&progress](const oci::LayerEvent& e) { progress.on_layer(e); };
   auto res = oci::push(*st, desc, **dest, opts);

@@ -14,8 +14,10 @@ namespace {
 constexpr const char* kUsage =
     "Usage: strata rmi [-f|--force] IMAGE...\n"
     "\n"
-    "Remove images from the store. IMAGE is a name (REPO[:TAG]): that name is removed; or an image ID\n"
-    "(or a prefix of one): every name of that image is removed. Prints 'Untagged: NAME' for each name\n"
+    "Remove images from the store. IMAGE is a name (REPO[:TAG]): that name is removed; or an image "
+    "ID\n"
+    "(or a prefix of one): every name of that image is removed. Prints 'Untagged: NAME' for each "
+    "name\n"
     "and 'Deleted: ID' when an image has no name left. An image a container uses\n"
     "(STORE/containers/*, mounted or not) keeps its last name unless --force.\n"
     "The blobs and unpacked layers are not deleted here: 'strata gc' frees what no image and no\n"
@@ -35,9 +37,12 @@ int cmd_rmi(const Globals& g, const Args& args) {
       std::fputs(kUsage, stdout);
       return 0;
     }
-    if (a == "-f" || a == "--force") force = true;
-    else if (a.size() > 1 && a[0] == '-') return usage_error("rmi", "unknown option '" + a + "'");
-    else queries.push_back(a);
+    if (a == "-f" || a == "--force")
+      force = true;
+    else if (a.size() > 1 && a[0] == '-')
+      return usage_error("rmi", "unknown option '" + a + "'");
+    else
+      queries.push_back(a);
   }
   if (queries.empty()) return usage_error("rmi", "missing IMAGE");
   auto st = open_store(g, false);
@@ -80,9 +85,9 @@ int cmd_rmi(const Globals& g, const Args& args) {
       for (const auto& c : *uses)
         if (c.image_id == id) users += (users.empty() ? "" : ", ") + c.name;
       if (!users.empty()) {
-        status = fail("image " + q + " (" + id.to_string().substr(0, 19) +
-                      ") is in use by container " + users +
-                      "; --force removes its name anyway (the container keeps its layers)");
+        status =
+            fail("image " + q + " (" + id.to_string().substr(0, 19) + ") is in use by container " +
+                 users + "; --force removes its name anyway (the container keeps its layers)");
         continue;
       }
     }

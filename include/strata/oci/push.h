@@ -8,16 +8,17 @@
 // Order: every blob first (the layers and config of each manifest, deduplicated), then the
 // manifests an index lists (by digest), then the top manifest or index under options.tag (by digest
 // when the tag is empty). The manifests go out as the exact bytes of the store (their digest never
-// changes), with their own media type as Content-Type. A blob the destination already has (registry:
-// HEAD /v2/REPO/blobs/DIGEST is 200; layout: the file exists) is skipped and reported kExists. Blobs
-// are copied by up to options.jobs workers; the first error stops the others (before their next
-// request) and is the one returned; nothing is tagged after an error.
+// changes), with their own media type as Content-Type. A blob the destination already has
+// (registry: HEAD /v2/REPO/blobs/DIGEST is 200; layout: the file exists) is skipped and reported
+// kExists. Blobs are copied by up to options.jobs workers; the first error stops the others (before
+// their next request) and is the one returned; nothing is tagged after an error.
 //
-// Registry protocol (OCI distribution spec): POST /v2/REPO/blobs/uploads/ -> 202 + Location (absolute
-// or relative, possibly with a query already), then ONE monolithic PUT Location[?&]digest=DIGEST
-// with the blob streamed from its store file (Content-Length; memory does not grow with the blob)
-// -> 201. Chunked PATCH uploads are not used: distribution, zot and the public registries take a
-// monolithic PUT of any size, and a failed PUT is simply redone by the next push. A manifest PUT
+// Registry protocol (OCI distribution spec): POST /v2/REPO/blobs/uploads/ -> 202 + Location
+// (absolute or relative, possibly with a query already), then ONE monolithic PUT to
+// Location[?&]digest=DIGEST with the blob streamed from its store file (Content-Length; memory does
+// not grow with the blob) -> 201. Chunked PATCH uploads are not used: the spec's monolithic upload
+// is enough for distribution at any size (64 MiB tested), and a failed PUT is simply redone by the
+// next push (a registry behind a proxy that caps request bodies would need chunks). A manifest PUT
 // must answer 201 and, where the registry sends Docker-Content-Digest, the digest pushed. The
 // bearer token asks for repository:REPO:pull,push. No cross-repository mount is attempted.
 // Layout: blobs copied (reflink when the filesystem can) into DIR/blobs/sha256 through a temporary

@@ -6,9 +6,9 @@
 //   HttpRequest r;  r.method = "HEAD";  r.url = c->repo_url("/blobs/" + digest);
 //   auto resp = c->request(r);      // 401 -> authenticate once -> the same request again
 //
-// connect() loads --cert-dir, finds credentials (RegistryOptions::creds, else the auth files), pings
-// https://REGISTRY/v2/ (with tls_verify=false, falling back to http://) and authenticates when the
-// ping answers 401: basic, or a bearer token for scope repository:REPO:pull (kPull) or
+// connect() loads --cert-dir, finds credentials (RegistryOptions::creds, else the auth files),
+// pings https://REGISTRY/v2/ (with tls_verify=false, falling back to http://) and authenticates
+// when the ping answers 401: basic, or a bearer token for scope repository:REPO:pull (kPull) or
 // repository:REPO:pull,push (kPush) — a push asks for its token before the first upload, so that
 // a body is not sent twice. A later 401 (an expired token) re-authenticates and retries once; a
 // request body is then re-read from offset 0 (HttpBody::read_at). An Authorization header is never
