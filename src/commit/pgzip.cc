@@ -18,7 +18,27 @@ using Bytes = std::vector<unsigned char>;
 
 // One block as raw deflate: the previous 32 KiB as dictionary, ended by a sync flush (byte
 // aligned, not final) or, for the last block, by the final block.
+// Whether a block looks incompressible: its first 64 KiB deflated at level 1 save under 2%.
+// (Already compressed files, random data: zlib spends as long on them as on text and gains nothing;
+// stored blocks cost a copy.) Decided by the data alone, so the output stays deterministic.
+bool incompressible(const Bytes& in) {
+  constexpr size_t kProbe = 64 * 1024;
+  if (in.size() < kProbe) return false;
+  z_stream z{};
+  if (deflateInit2(&z, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) return false;
+  Bytes out(deflateBound(&z, kProbe));
+  z.next_in = const_cast<Bytef*>(in.data());
+  z.avail_in = static_cast<uInt>(kProbe);
+  z.next_out = out.data();
+  z.avail_out = static_cast<uInt>(out.size());
+  int r = deflate(&z, Z_FINISH);
+  size_t produced = out.size() - z.avail_out;
+  (void)deflateEnd(&z);  // a probe: nothing to report
+  return r == Z_STREAM_END && produced * 50 >= kProbe * 49;
+}
+
 Result<Bytes> deflate_block(int level, const Bytes& dict, const Bytes& in, bool last) {
+  if (level > 0 && incompressible(in)) level = 0;
   z_stream z{};
   if (deflateInit2(&z, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
     return make_error(ENOMEM, "gzip", "deflateInit2");

@@ -4,9 +4,11 @@
 // on its own (raw deflate, primed with the previous 32 KiB as dictionary, ended with a sync flush,
 // the last one with the final block), and the pieces, concatenated in order, form one deflate
 // stream inside one gzip member: header without name, mtime 0, OS 3; trailer CRC-32 and size.
-// Any gzip reader reads it; the same input and level give the same bytes on any machine.
-// Memory: at most `threads` + 2 blocks in flight (a few MiB). Errors: Status (ENOMEM, EIO from
-// zlib, or the sink's). Thread-safety: feed/finish from one thread; the workers are internal.
+// A block whose first 64 KiB do not compress (random data, compressed files) is stored instead
+// (level 0): decided by the data alone. Any gzip reader reads it; the same input and level give the
+// same bytes on any machine. Memory: at most `threads` + 2 blocks in flight (a few MiB). Errors:
+// Status (ENOMEM, EIO from zlib, or the sink's). Thread-safety: feed/finish from one thread; the
+// workers are internal.
 #pragma once
 
 #include <cstddef>

@@ -2,9 +2,10 @@
 // commit/compress: the streaming compressor of a layer blob — gzip (zlib), zstd or none — that
 // hands its output to a sink as it is produced.
 //
-// Deterministic: the same input, level and library version give the same bytes. The gzip header
-// carries no file name, mtime 0 and the OS byte zlib uses for Unix (3): nothing of the machine or
-// the moment. Levels: kDefaultLevel picks gzip 6 (what docker and containerd use) and zstd 3.
+// Deterministic: the same input, level and library version give the same bytes. gzip runs on every
+// CPU in independent 1 MiB blocks (src/commit/pgzip.h), so its bytes do not depend on the CPU
+// count either; its header carries no file name, mtime 0 and OS 3 (Unix): nothing of the machine
+// or the moment. Levels: kDefaultLevel picks gzip 6 (what docker and containerd use) and zstd 3.
 // Lifecycle: make(), feed() any number of times, finish() once; after finish() or an error the
 // compressor is spent. Errors: Status (ENOMEM, EIO for a library failure) or whatever the sink
 // returns, passed through. Thread-safety: one compressor, one thread.
