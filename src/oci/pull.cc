@@ -324,6 +324,9 @@ Result<PullResult> pull(const store::Store& store, Source& source, const PullOpt
                                            std::to_string(manifest.layers.size()) + " layers");
   }
 
+  // From the first blob written (or layer found present) to set_ref, a concurrent gc must not
+  // collect what this pull relies on.
+  STRATA_ASSIGN_OR_RETURN(pin, store.pin());
   PullResult res;
   res.config = manifest.config.digest;
   auto event = [&](LayerEvent::Kind kind, size_t i, uint64_t bytes) {
@@ -381,7 +384,7 @@ Result<PullResult> pull(const store::Store& store, Source& source, const PullOpt
   if (cancel) return make_error(ECANCELED, "pull", "cancelled");
   res.layers_pulled = static_cast<int>(todo.size());
 
-  // Blobs and refs under the lock, so that a concurrent gc cannot collect them in between.
+  // Refs under the lock (the pin keeps gc away from the blobs until then).
   STRATA_ASSIGN_OR_RETURN(lock, store.lock_exclusive());
   for (const auto& l : manifest.layers)
     if (!store.has_blob(l.digest)) return make_error(ENOENT, "pull", "layer blob " + l.digest.to_string() + " vanished");

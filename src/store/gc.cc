@@ -133,6 +133,8 @@ Result<GcReport> Store::gc(const StoreLock& lock, bool dry_run,
                            const std::set<Digest>& in_use_layers,
                            const std::set<Digest>& in_use_blobs) const {
   STRATA_TRY(check_lock(lock, "gc"));
+  if (!lock.excludes_pins())
+    return make_error(EINVAL, "gc", "requires the lock of lock_for_gc (running pulls excluded)");
   STRATA_ASSIGN_OR_RETURN(reach, referenced());
   GcReport rep;
   int blobsfd = dirs_->blobs.get();

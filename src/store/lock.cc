@@ -58,4 +58,33 @@ Result<StoreLock> Store::lock_exclusive(std::optional<std::chrono::milliseconds>
   return StoreLock(std::move(*fd), dirs_.get());
 }
 
+namespace {
+
+// flock `fd` with `op` (LOCK_SH or LOCK_EX), logging `waiting` once if it is not free at once.
+Status flock_waiting(int fd, int op, const char* waiting) {
+  auto r = sys::flock_fd(fd, op | LOCK_NB);
+  if (r) return {};
+  if (r.error().err != EWOULDBLOCK) return r.take_error();
+  log::info("%s", waiting);
+  return sys::flock_fd(fd, op);
+}
+
+}  // namespace
+
+Result<StorePin> Store::pin() const {
+  auto fd = sys::open_at(dirs_->root.get(), detail::kPinsFile, O_RDONLY | O_CREAT, 0644);
+  if (!fd) return make_error(fd.error().err, "open store pins", dirs_->root_path + "/pins");
+  STRATA_TRY(flock_waiting(fd->get(), LOCK_SH, "waiting for a running strata gc to finish"));
+  return StorePin(std::move(*fd));
+}
+
+Result<StoreLock> Store::lock_for_gc() const {
+  auto fd = sys::open_at(dirs_->root.get(), detail::kPinsFile, O_RDONLY | O_CREAT, 0644);
+  if (!fd) return make_error(fd.error().err, "open store pins", dirs_->root_path + "/pins");
+  STRATA_TRY(flock_waiting(fd->get(), LOCK_EX, "waiting for running pulls to finish"));
+  STRATA_ASSIGN_OR_RETURN(lock, lock_exclusive());
+  lock.pins_ = std::move(*fd);
+  return lock;
+}
+
 }  // namespace strata::store

@@ -9,7 +9,10 @@
 #include <stdlib.h>
 
 #include <nlohmann/json.hpp>
+#include <atomic>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "strata/store/digest.h"
@@ -28,6 +31,7 @@ using strata::store::LayerMeta;
 using strata::store::Sha256;
 using strata::store::Store;
 using strata::store::StoreLock;
+using strata::store::StorePin;
 using strata::testing::exists;
 using strata::testing::read_file;
 using strata::testing::TempDir;
@@ -46,6 +50,13 @@ class RefsTest : public ::testing::Test {
     ASSERT_OK(s);
     store.emplace(std::move(*s));
     auto l = store->lock_exclusive();
+    ASSERT_OK(l);
+    lock = std::move(*l);
+  }
+  // Trade the fixture's StoreLock for gc's (the same lock, plus running pulls excluded).
+  void take_gc_lock() {
+    lock = StoreLock();
+    auto l = store->lock_for_gc();
     ASSERT_OK(l);
     lock = std::move(*l);
   }
@@ -213,6 +224,8 @@ TEST_F(RefsTest, GcFreesOnlyUnreachable) {
   EXPECT_EQ(reach->diff_ids, (std::set<Digest>{a.diff_id, b.diff_id}));
 
   std::set<Digest> in_use = {digest_of("mounted layer")};
+  EXPECT_ERRNO(store->gc(lock, true, in_use), EINVAL) << "a plain StoreLock does not exclude pulls";
+  take_gc_lock();
   auto dry = store->gc(lock, true, in_use);
   ASSERT_OK(dry);
   EXPECT_EQ(dry->blobs, std::vector<Digest>{orphan.digest});
@@ -250,8 +263,40 @@ TEST_F(RefsTest, GcRefusesWhenAReachableManifestIsUnreadable) {
   auto bad = put("this is not json", kMediaTypeOciManifest);
   auto orphan = put("orphan", kLayerTar);
   ASSERT_OK(store->set_ref(lock, "bad", bad));
+  take_gc_lock();
   EXPECT_ERRNO(store->gc(lock, false, {}), EBADMSG);
   EXPECT_TRUE(store->has_blob(orphan.digest));
+}
+
+TEST_F(RefsTest, GcWaitsForPinsAndPinsWaitForGc) {
+  lock = StoreLock();
+  auto pin = store->pin();
+  ASSERT_OK(pin);
+  auto pin2 = store->pin();  // pins share
+  ASSERT_OK(pin2);
+  std::atomic<bool> got{false};
+  std::thread gc([&] {
+    auto l = store->lock_for_gc();
+    got = l.has_value();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(got.load()) << "gc ran while a pull held a pin";
+  *pin = StorePin();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(got.load()) << "gc ran while the second pin was held";
+  *pin2 = StorePin();
+  gc.join();
+  EXPECT_TRUE(got.load());
+
+  auto g = store->lock_for_gc();
+  ASSERT_OK(g);
+  std::atomic<bool> pinned{false};
+  std::thread puller([&] { pinned = store->pin().has_value(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(pinned.load()) << "a pin was taken while gc ran";
+  *g = StoreLock();
+  puller.join();
+  EXPECT_TRUE(pinned.load());
 }
 
 std::string run(const std::string& cmd, int* status) {

@@ -44,7 +44,7 @@ int cmd_gc(const Globals& g, const Args& args) {
   }
   auto st = open_store(g, false);
   if (!st) return fail(st.error());
-  auto lock = st->lock_exclusive();
+  auto lock = st->lock_for_gc();
   if (!lock) return fail(lock.error());
   auto uses = container_uses(*st);
   if (!uses) return fail(uses.error());

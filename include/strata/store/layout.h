@@ -8,6 +8,7 @@
 //     ingest/            <hex>.partial (data so far) + <hex>.json (bytes durably written)
 //     containers/        what `strata mount` makes (not managed here)
 //     lock               flock(2) target for writers
+//     pins               flock(2) target: shared by running pulls, exclusive for gc
 //
 // Temporaries are named ".tmp-<stem>-<pid>-<n>" in the directory they will be renamed within, so
 // that cleanup_stale() can tell whose they are (owner pid) and nothing else in the tree looks like
@@ -34,6 +35,7 @@ inline constexpr const char* kLayersDir = "layers";
 inline constexpr const char* kIngestDir = "ingest";
 inline constexpr const char* kContainersDir = "containers";
 inline constexpr const char* kLockFile = "lock";
+inline constexpr const char* kPinsFile = "pins";
 inline constexpr const char* kOciLayoutFile = "oci-layout";
 inline constexpr const char* kIndexFile = "index.json";
 inline constexpr const char* kLayerDiffDir = "diff";

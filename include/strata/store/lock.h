@@ -3,7 +3,8 @@
 // the StoreLock lives (RAII; move-only). Obtained from Store::lock_exclusive().
 //
 // Who must hold it: everything that reads-modifies-writes shared state or deletes content —
-// set_ref, remove_ref, remove_layer, gc (their signatures take a `const StoreLock&` as proof). Blob
+// set_ref, remove_ref, remove_layer, gc (their signatures take a `const StoreLock&` as proof; gc's
+// must come from lock_for_gc, which also excludes StorePins, below). Blob
 // ingest and layer commit need no lock: they publish by an atomic rename and tolerate a concurrent
 // identical publisher. A pull that commits blobs and then tags them should hold the lock across
 // both, or a concurrent gc may collect the blobs in between. Readers never lock: every file they
@@ -29,12 +30,32 @@ class StoreLock {
   ~StoreLock() = default;
 
   bool held() const { return fd_.valid(); }
+  // Taken by Store::lock_for_gc: no StorePin exists while it is held.
+  bool excludes_pins() const { return pins_.valid(); }
   // Identifies the store state it was taken on (checked by the functions that require the lock).
   const void* owner() const { return owner_; }
 
  private:
+  friend class Store;  // lock_for_gc adds the pins
   UniqueFd fd_;
+  UniqueFd pins_;  // ROOT/pins, LOCK_EX (lock_for_gc only)
   const void* owner_ = nullptr;
+};
+
+// StorePin: a shared flock(2) on ROOT/pins, held by a writer that publishes content before a ref
+// names it — pull commits its blobs and layers (and relies on layers it found present) long before
+// set_ref, outside the StoreLock. gc takes ROOT/pins exclusively (Store::lock_for_gc) before the
+// StoreLock, so it never collects what a running pull has published or is counting on. Pins never
+// block each other; a new pin waits while a gc runs. Lock order: pins before the StoreLock (a pin
+// holder may take the StoreLock; gc takes pins EX first, then the StoreLock). RAII, move-only.
+class StorePin {
+ public:
+  StorePin() = default;
+  explicit StorePin(UniqueFd fd) : fd_(std::move(fd)) {}
+  bool held() const { return fd_.valid(); }
+
+ private:
+  UniqueFd fd_;
 };
 
 }  // namespace strata::store

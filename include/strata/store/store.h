@@ -101,6 +101,12 @@ class Store {
   // if it is not free at once; with a timeout, ETIMEDOUT when it stays held that long.
   Result<StoreLock> lock_exclusive(
       std::optional<std::chrono::milliseconds> timeout = std::nullopt) const;
+  // A shared pin (lock.h): hold it from before a pull's first blob until its ref is set. Waits while
+  // a gc runs (logging "waiting for a running strata gc" once).
+  Result<StorePin> pin() const;
+  // For gc: waits until no pin is held (logging once), then takes the StoreLock. New pins wait
+  // until it is released.
+  Result<StoreLock> lock_for_gc() const;
 
   // ---- maintenance (gc.cc) ----
   // Remove temporaries (layers/, oci/, ingest/ ".tmp-*") whose owner pid no longer exists, and
