@@ -5,9 +5,12 @@
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 
+#include <atomic>
+#include <cstdint>
 #include <new>
 
 #include "strata/base/log.h"
+#include "strata/control/write_gate.h"
 #include "strata/fuse/session.h"
 
 namespace strata::fuse {
@@ -16,6 +19,8 @@ struct Daemon {
   merge::Overlay* ov;
   double timeout;
   bool writeback;
+  control::WriteGate* gate;             // every modifying request passes it (gated()); the control socket pauses it
+  std::atomic<uint64_t> requests{0};    // requests answered through guarded(), for stats (relaxed)
 };
 
 inline Daemon* daemon_of(fuse_req_t req) { return static_cast<Daemon*>(fuse_req_userdata(req)); }
@@ -49,6 +54,7 @@ void fill_entry(Daemon* d, const merge::Entry& e, fuse_entry_param* out);
 template <typename F>
 void guarded(fuse_req_t req, const char* op, F&& f) noexcept {
   try {
+    daemon_of(req)->requests.fetch_add(1, std::memory_order_relaxed);
     f();
   } catch (const std::bad_alloc&) {
     log::error("%s: out of memory", op);
@@ -60,6 +66,19 @@ void guarded(fuse_req_t req, const char* op, F&& f) noexcept {
     log::error("%s: unknown exception", op);
     fuse_reply_err(req, EIO);
   }
+}
+
+// A request that may change the upper: guarded() inside the write gate, held from before the engine is called
+// until after the reply (the gate comes before every engine lock; see control/write_gate.h). While the mount is
+// paused this worker thread blocks here; at most max_threads workers can, after which every request (reads
+// too) waits in the kernel's queue until resume. A gate shut because the session is ending answers EIO.
+template <typename F>
+void gated(fuse_req_t req, const char* op, F&& f) noexcept {
+  guarded(req, op, [&] {
+    auto entry = daemon_of(req)->gate->enter();
+    if (!entry) return (void)fuse_reply_err(req, EIO);
+    f();
+  });
 }
 
 // Operation tables filled by each adapter file.

@@ -91,7 +91,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
-  guarded(req, "setattr", [&] {
+  gated(req, "setattr", [&] {
     merge::SetAttr a;
     if (to_set & FUSE_SET_ATTR_MODE) a.valid |= merge::SetAttr::kMode, a.mode = attr->st_mode;
     if (to_set & FUSE_SET_ATTR_UID) a.valid |= merge::SetAttr::kUid, a.uid = attr->st_uid;
@@ -128,7 +128,7 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
 
 template <typename F>
 void create_like(fuse_req_t req, const char* op, F&& f) {
-  guarded(req, op, [&] {
+  gated(req, op, [&] {
     Result<merge::Entry> e = f(daemon_of(req)->ov);
     if (!e) return reply_error(req, e.error());
     reply_entry(req, *e);
@@ -158,14 +158,14 @@ void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* n
 }
 
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  guarded(req, "unlink", [&] {
+  gated(req, "unlink", [&] {
     auto r = daemon_of(req)->ov->unlink(node_of(req, parent), name);
     reply_status(req, r);
   });
 }
 
 void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  guarded(req, "rmdir", [&] {
+  gated(req, "rmdir", [&] {
     auto r = daemon_of(req)->ov->rmdir(node_of(req, parent), name);
     reply_status(req, r);
   });
@@ -173,7 +173,7 @@ void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
 
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
                unsigned int flags) {
-  guarded(req, "rename", [&] {
+  gated(req, "rename", [&] {
     auto r = daemon_of(req)->ov->rename(node_of(req, parent), name, node_of(req, newparent), newname, flags);
     reply_status(req, r);
   });

@@ -27,19 +27,25 @@ int open_flags(Daemon* d, int flags) {
   return flags & ~O_APPEND;
 }
 
+void do_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Daemon* d = daemon_of(req);
+  auto f = d->ov->open(node_of(req, ino), open_flags(d, fi->flags));
+  if (!f) return reply_error(req, f.error());
+  set_open_flags(d, f->get(), fi);
+  merge::File* raw = f->release();
+  if (fuse_reply_open(req, fi) != 0) delete raw;  // interrupted: the kernel will not release it
+}
+
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  guarded(req, "open", [&] {
-    Daemon* d = daemon_of(req);
-    auto f = d->ov->open(node_of(req, ino), open_flags(d, fi->flags));
-    if (!f) return reply_error(req, f.error());
-    set_open_flags(d, f->get(), fi);
-    merge::File* raw = f->release();
-    if (fuse_reply_open(req, fi) != 0) delete raw;  // interrupted: the kernel will not release it
-  });
+  // An open for writing or truncating copies the file up: it is a change, and waits out a pause.
+  if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+    gated(req, "open", [&] { do_open(req, ino, fi); });
+  else
+    guarded(req, "open", [&] { do_open(req, ino, fi); });
 }
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
-  guarded(req, "create", [&] {
+  gated(req, "create", [&] {
     Daemon* d = daemon_of(req);
     const fuse_ctx* c = fuse_req_ctx(req);
     auto r = d->ov->create(node_of(req, parent), name, mode, open_flags(d, fi->flags),
@@ -71,7 +77,7 @@ void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info*
 }
 
 void op_write_buf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off, fuse_file_info* fi) {
-  guarded(req, "write", [&] {
+  gated(req, "write", [&] {
     fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
     out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
     out.buf[0].fd = file_of(fi)->fd();
@@ -101,7 +107,7 @@ void op_fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
 }
 
 void op_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t off, off_t len, fuse_file_info* fi) {
-  guarded(req, "fallocate", [&] {
+  gated(req, "fallocate", [&] {
     auto r = sys::fallocate_fd(file_of(fi)->fd(), mode, off, len);
     reply_status(req, r);
   });
@@ -109,7 +115,7 @@ void op_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t off, off_t len, fu
 
 void op_copy_file_range(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_in, fuse_ino_t,
                         off_t off_out, fuse_file_info* fi_out, size_t len, int flags) {
-  guarded(req, "copy_file_range", [&] {
+  gated(req, "copy_file_range", [&] {
     auto r = sys::copy_range(file_of(fi_in)->fd(), off_in, file_of(fi_out)->fd(), off_out, len,
                              static_cast<unsigned>(flags));
     if (!r) return reply_error(req, r.error());

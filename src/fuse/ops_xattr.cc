@@ -28,14 +28,14 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 }
 
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
-  guarded(req, "setxattr", [&] {
+  gated(req, "setxattr", [&] {
     auto r = daemon_of(req)->ov->setxattr(node_of(req, ino), name, std::string_view(value, size), flags);
     reply_status(req, r);
   });
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
-  guarded(req, "removexattr", [&] {
+  gated(req, "removexattr", [&] {
     auto r = daemon_of(req)->ov->removexattr(node_of(req, ino), name);
     reply_status(req, r);
   });

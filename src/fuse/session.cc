@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "daemon.h"
+#include "strata/control/server.h"
 
 namespace strata::fuse {
 namespace {
@@ -32,10 +33,30 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   conn->congestion_threshold = 48;
 }
 
+// The control socket's view of the engine: sync the upper, and counters that cost no lock worth mentioning.
+control::ServerHooks control_hooks(merge::Overlay* ov, Daemon* d) {
+  control::ServerHooks h;
+  h.sync = [ov] { return ov->sync_upper(); };
+  h.stats = [ov, d](control::JsonLine& j) {
+    j.add("writable", ov->has_upper())
+        .add("layers", static_cast<uint64_t>(ov->layer_count()))
+        .add("nodes", static_cast<uint64_t>(ov->table().size()))
+        .add("fd_cache_nodes", static_cast<uint64_t>(ov->fd_cache().size()))
+        .add("fd_cache_fds", static_cast<uint64_t>(ov->fd_cache().fd_count()))
+        .add("copy_ups", ov->copy_ups())
+        .add("fuse_requests", d->requests.load(std::memory_order_relaxed));
+  };
+  return h;
+}
+
 }  // namespace
 
 int run(merge::Overlay& ov, const SessionOptions& opts) {
-  Daemon d{&ov, opts.timeout, opts.writeback};
+  fuse_session* se = nullptr;
+  // libfuse joins its workers when the session ends; one held by a pause would hang the exit. Blocked
+  // workers poll this, and the gate opens for good (the request fails with EIO) once the session is over.
+  control::WriteGate gate([&se] { return se != nullptr && fuse_session_exited(se) != 0; });
+  Daemon d{&ov, opts.timeout, opts.writeback, &gate};
   fuse_lowlevel_ops ops{};
   ops.init = op_init;
   add_entry_ops(&ops);
@@ -53,12 +74,25 @@ int run(merge::Overlay& ov, const SessionOptions& opts) {
   for (auto& s : argv_s) argv.push_back(s.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
 
-  fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &d);
+  se = fuse_session_new(&args, &ops, sizeof ops, &d);
   if (!se) {
     log::error("cannot start the FUSE session (options: %s)", o.c_str());
     return 1;
   }
   int rc = 1;
+  // Made before mounting (a bad path fails the mount), inherited across fuse_daemonize's fork; served by a
+  // thread started after it (threads do not survive a fork).
+  std::unique_ptr<control::Server> control;
+  if (!opts.control_socket.empty()) {
+    auto srv = control::Server::listen(opts.control_socket, &gate, control_hooks(&ov, &d));
+    if (!srv) {
+      log::error("%s", srv.error().message().c_str());
+      fuse_session_destroy(se);
+      fuse_opt_free_args(&args);
+      return 1;
+    }
+    control = std::move(*srv);
+  }
   if (fuse_set_signal_handlers(se) != 0) {
     log::error("cannot install signal handlers");
   } else {
@@ -70,6 +104,11 @@ int run(merge::Overlay& ov, const SessionOptions& opts) {
         log::error("cannot detach from the terminal");
       } else {
         if (!opts.foreground) log::use_syslog("stratafs");
+        if (control) {
+          auto st = control->start();
+          if (!st) log::error("control socket %s not served: %s", opts.control_socket.c_str(),
+                              st.error().message().c_str());
+        }
         fuse_loop_config* cfg = fuse_loop_cfg_create();
         fuse_loop_cfg_set_clone_fd(cfg, 1);
         fuse_loop_cfg_set_max_threads(cfg, opts.max_threads);
@@ -77,6 +116,8 @@ int run(merge::Overlay& ov, const SessionOptions& opts) {
         rc = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;
         fuse_loop_cfg_destroy(cfg);
       }
+      // Before the session goes: connections closed (their pauses released), socket file removed.
+      if (control) control->stop();
       fuse_session_unmount(se);
     }
     fuse_remove_signal_handlers(se);

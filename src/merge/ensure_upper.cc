@@ -79,6 +79,7 @@ Status Overlay::copy_up_one(Node* n, bool with_data) {
     n->fds.insert(n->fds.begin(), fd ? std::make_shared<const UniqueFd>(std::move(*fd)) : SharedFd());
   }
   n->set_top(0);
+  copy_ups_.fetch_add(1, std::memory_order_relaxed);
   return {};
 }
 

@@ -9,6 +9,7 @@
 #include "strata/base/log.h"
 #include "strata/sys/fs.h"
 #include "strata/sys/identity.h"
+#include "strata/sys/socket_io.h"
 #include "strata/whiteout/whiteout.h"
 
 namespace strata::merge {
@@ -324,6 +325,16 @@ Result<struct statvfs> Overlay::statfs() {
   v.f_favail = s->f_ffree;
   v.f_namemax = 255;
   return v;
+}
+
+Status Overlay::sync_upper() {
+  if (!has_upper_) return {};
+  // syncfs refuses O_PATH fds (the layer roots are O_PATH).
+  auto fd = sys::reopen(layers_[0].root_shared->get(), O_RDONLY | O_DIRECTORY);
+  if (!fd) return fd.take_error();
+  auto s = sys::sync_fs(fd->get());
+  if (!s) return make_error(s.error().err, "syncfs of the upper", layers_[0].path);
+  return {};
 }
 
 }  // namespace strata::merge

@@ -8,10 +8,12 @@ no /dev/fuse, no overlay in /proc/filesystems); the CI script refuses a skip.
 import argparse
 import ctypes
 import errno
+import json
 import mmap
 import os
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -423,6 +425,252 @@ class KernelInterop(MountCase):
         self.unmount(km)
         m = self.mount(upper="ku", work="kw")
         self.assertEqual(treedump.dump_text(m, dir_mtime=False), view)
+
+
+class ControlConn:
+    """One connection to a stratafs control socket; any path length (through /proc/self/fd like the daemon)."""
+
+    def __init__(self, path, timeout=60):
+        d = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY)
+        try:
+            self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.s.settimeout(timeout)
+            self.s.connect("/proc/self/fd/%d/%s" % (d, os.path.basename(path)))
+        finally:
+            os.close(d)
+        self.f = self.s.makefile("rb")
+
+    def call(self, cmd):
+        self.s.sendall(cmd.encode() + b"\n")
+        line = self.f.readline()
+        if not line:
+            raise ConnectionError("control socket closed the connection after " + cmd)
+        return json.loads(line)
+
+    def close(self):
+        self.f.close()
+        self.s.close()
+
+
+# A client in its own process, to be killed -9 while it holds a pause.
+PAUSER = """
+import os, socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+s.sendall(b"pause\\n")
+sys.stdout.write(s.makefile("rb").readline().decode())
+sys.stdout.flush()
+time.sleep(3600)
+"""
+
+
+class Control(MountCase):
+    """The control socket: pause holds writes (not reads) until resume or until the pausing client is gone."""
+
+    def setUp(self):
+        super().setUp()
+        self.procs = []
+        self.conns = []
+
+    def tearDown(self):
+        for c in self.conns:
+            c.close()  # releases any pause before the unmount
+        for pr in self.procs:
+            if pr.poll() is None:
+                pr.kill()
+            pr.wait()
+        super().tearDown()
+
+    def sock(self):
+        return self.p("w", "strata-control.sock")
+
+    def conn(self, path=None):
+        c = ControlConn(path or self.sock())
+        self.conns.append(c)
+        return c
+
+    def spawn(self, args, **kw):
+        pr = subprocess.Popen(args, **kw)
+        self.procs.append(pr)
+        return pr
+
+    def read_while_paused(self, args):
+        """Run a reader; if it hangs, release every pause first (a process stuck in the kernel on a held
+        directory cannot be killed) so that the failure is reported instead of hanging the suite."""
+        pr = subprocess.Popen(args, stdout=subprocess.PIPE)
+        try:
+            out, _ = pr.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            for c in self.conns:
+                c.close()
+            self.conns = []
+            pr.kill()
+            pr.communicate()
+            self.fail("%s blocked while the mount was paused" % args)
+        self.assertEqual(pr.returncode, 0, args)
+        return out
+
+    def unmount_and_wait(self, m):
+        """Unmount and wait for the daemon to exit (it removes its socket after the session ends)."""
+        pid = daemon_pid(m)
+        self.unmount(m)
+        for _ in range(600):
+            if pid is None or not os.path.exists("/proc/%d" % pid):
+                return
+            time.sleep(0.05)
+        self.fail("daemon %d still running after unmount" % pid)
+
+    def assert_blocked(self, pr, what):
+        time.sleep(1)
+        self.assertIsNone(pr.poll(), what + " finished while the mount was paused")
+
+    def test_pause_holds_writes_not_reads(self):
+        mkfile(self.p("l1", "f"), b"lower")
+        mkfile(self.p("l1", "d", "g"), b"g")
+        mkfile(self.p("l1", "e", "h"), b"h")
+        m = self.mount()
+        st = os.lstat(self.sock())
+        self.assertTrue(stat.S_ISSOCK(st.st_mode))
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
+        c = self.conn()
+        self.assertEqual(c.call("pause"), {"ok": True, "paused": True, "pauses": 1})
+        dd = self.spawn(["dd", "if=/dev/zero", "of=" + os.path.join(m, "d", "new"), "bs=64k", "count=16",
+                         "status=none"])
+        self.assert_blocked(dd, "dd")
+        # Reads go on: listings and file contents. Not in d: the blocked create holds d's lock in the kernel, so
+        # uncached lookups and listings of d itself wait for the resume (see stratafs(1), CONTROL SOCKET).
+        self.assertEqual(sorted(self.read_while_paused(["ls", m]).split()), [b"d", b"e", b"f"])
+        self.assertEqual(self.read_while_paused(["ls", os.path.join(m, "e")]), b"h\n")
+        self.assertEqual(self.read_while_paused(["cat", os.path.join(m, "f"), os.path.join(m, "e", "h")]),
+                         b"lowerh")
+        stats = self.conn().call("stats")
+        self.assertTrue(stats["paused"])
+        self.assertEqual(stats["in_flight"], 0)
+        self.assertGreaterEqual(stats["blocked_writers"], 1)
+        self.assertFalse(os.path.lexists(self.p("u", "d", "new")), "a held write reached the upper")
+        self.assertIsNone(dd.poll())
+        self.assertEqual(c.call("resume"), {"ok": True, "paused": False})
+        self.assertEqual(dd.wait(timeout=60), 0)
+        self.assertEqual(os.path.getsize(os.path.join(m, "d", "new")), 1 << 20)
+        self.assertEqual(os.path.getsize(self.p("u", "d", "new")), 1 << 20)
+
+    def test_killed_pauser_resumes(self):
+        mkfile(self.p("l1", "f"), b"0123456789")
+        m = self.mount()
+        pauser = self.spawn([sys.executable, "-c", PAUSER, self.sock()], stdout=subprocess.PIPE)
+        self.assertEqual(json.loads(pauser.stdout.readline())["ok"], True)
+        # Writing into a lower file: the open for writing (copy-up) is held.
+        dd = self.spawn(["dd", "if=/dev/zero", "of=" + os.path.join(m, "f"), "bs=1", "count=3", "conv=notrunc",
+                         "status=none"])
+        self.assert_blocked(dd, "dd")
+        self.assertTrue(self.conn().call("stats")["paused"])
+        pauser.kill()  # SIGKILL: no chance to say resume
+        self.assertEqual(dd.wait(timeout=60), 0)
+        with open(os.path.join(m, "f"), "rb") as f:
+            self.assertEqual(f.read(), b"\0\0\0" + b"3456789")
+        self.assertFalse(self.conn().call("stats")["paused"])
+
+    def test_two_pausers_hold_until_both_release(self):
+        m = self.mount()
+        a, b = self.conn(), self.conn()
+        self.assertTrue(a.call("pause")["ok"])
+        self.assertEqual(b.call("pause")["pauses"], 2)
+        dd = self.spawn(["dd", "if=/dev/zero", "of=" + os.path.join(m, "x"), "bs=4k", "count=1", "status=none"])
+        self.assertEqual(a.call("resume"), {"ok": True, "paused": True})
+        self.assert_blocked(dd, "dd")
+        r = a.call("resume")
+        self.assertFalse(r["ok"])
+        self.assertIn("holds no pause", r["error"])
+        b.close()
+        self.conns.remove(b)
+        self.assertEqual(dd.wait(timeout=60), 0)
+
+    def test_stats_sync_version(self):
+        mkfile(self.p("l1", "f"), b"x")
+        m = self.mount()
+        with open(os.path.join(m, "f"), "ab") as f:
+            f.write(b"y")  # one copy-up
+        os.listdir(m)
+        c = self.conn()
+        # A worker leaves the gate just after its reply: the last write may still count for a moment.
+        for _ in range(200):
+            s = c.call("stats")
+            if s["in_flight"] == 0:
+                break
+            time.sleep(0.01)
+        self.assertTrue(s["ok"])
+        self.assertFalse(s["paused"])
+        self.assertEqual(s["pauses"], 0)
+        self.assertEqual(s["in_flight"], 0)
+        self.assertEqual(s["blocked_writers"], 0)
+        self.assertTrue(s["writable"])
+        self.assertEqual(s["layers"], 4)
+        self.assertGreaterEqual(s["nodes"], 2)
+        self.assertEqual(s["copy_ups"], 1)
+        self.assertGreater(s["fuse_requests"], 0)
+        self.assertGreaterEqual(s["fd_cache_fds"], 0)
+        self.assertGreaterEqual(s["uptime_s"], 0)
+        self.assertEqual(s["pid"], daemon_pid(m))
+        self.assertEqual(c.call("sync"), {"ok": True})
+        v = c.call("version")
+        self.assertEqual(v["protocol"], 1)
+        r = subprocess.run([STRATAFS, "--version"], capture_output=True, text=True)
+        self.assertIn(v["version"], r.stdout)
+        self.assertEqual(c.call("ping"), {"ok": True})
+        self.assertFalse(c.call("frobnicate")["ok"])
+
+    def test_socket_lifecycle(self):
+        # A socket file left by a crashed daemon is replaced.
+        stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stale.bind(self.sock())
+        stale.close()
+        m = self.mount()
+        self.assertTrue(self.conn().call("ping")["ok"])
+        self.unmount_and_wait(m)
+        self.assertFalse(os.path.lexists(self.sock()), "socket left behind at unmount")
+        # control=none: no socket; a read-only mount: none unless asked for.
+        m = self.mount(opts="control=none")
+        self.assertFalse(os.path.lexists(self.sock()))
+        self.unmount(m)
+        m = self.mount(upper=None, opts="workdir=" + self.p("w"))
+        self.assertFalse(os.path.lexists(self.sock()))
+        self.assertEqual(daemon_pid(m) is not None, True)
+        self.unmount(m)
+
+    def test_long_socket_path(self):
+        d = self.p("ctl")
+        while len(d) < 200:
+            d = os.path.join(d, "a-long-directory-name-for-the-socket")
+        os.makedirs(d)
+        path = os.path.join(d, "stratafs.sock")
+        self.assertGreater(len(path), 108)
+        m = self.mount(opts="control=" + path)
+        c = self.conn(path)
+        self.assertTrue(c.call("pause")["ok"])
+        dd = self.spawn(["dd", "if=/dev/zero", "of=" + os.path.join(m, "x"), "bs=4k", "count=1", "status=none"])
+        self.assert_blocked(dd, "dd")
+        self.assertTrue(c.call("resume")["ok"])
+        self.assertEqual(dd.wait(timeout=60), 0)
+        self.unmount_and_wait(m)
+        self.assertFalse(os.path.lexists(path))
+
+    def test_sigterm_while_paused_exits(self):
+        m = self.mount()
+        c = self.conn()
+        self.assertTrue(c.call("pause")["ok"])
+        dd = self.spawn(["dd", "if=/dev/zero", "of=" + os.path.join(m, "x"), "bs=4k", "count=1", "status=none"],
+                        stderr=subprocess.DEVNULL)
+        self.assert_blocked(dd, "dd")
+        pid = daemon_pid(m)
+        os.kill(pid, signal.SIGTERM)
+        # The held worker is let go (its request fails) so that the daemon can exit; nothing waits forever.
+        for _ in range(600):
+            if not os.path.exists("/proc/%d" % pid):
+                break
+            time.sleep(0.05)
+        self.assertFalse(os.path.exists("/proc/%d" % pid), "daemon still running after SIGTERM while paused")
+        dd.wait(timeout=60)
+        self.assertFalse(os.path.lexists(self.sock()))
 
 
 class Resources(MountCase):

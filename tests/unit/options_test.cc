@@ -286,6 +286,22 @@ TEST(ParseArgs, Threads) {
   EXPECT_EQ(parse_err({"-o", "lowerdir=/l,threads=x", "/m"}).err, EINVAL);
 }
 
+TEST(ParseArgs, ControlSocket) {
+  // Default: in the workdir, beside work/ and strata-index/ (which the mount empties or owns).
+  EXPECT_EQ(parse_ok({"-o", "lowerdir=/l,upperdir=/u,workdir=/w", "/m"}).session.control_socket,
+            "/w/strata-control.sock");
+  EXPECT_EQ(parse_ok({"-o", "lowerdir=/l,upperdir=/u,workdir=/w\\,x", "/m"}).session.control_socket,
+            "/w,x/strata-control.sock");
+  EXPECT_EQ(parse_ok({"-o", "lowerdir=/l,upperdir=/u,workdir=/w,control=/run/c.sock", "/m"}).session.control_socket,
+            "/run/c.sock");
+  EXPECT_EQ(parse_ok({"-o", "lowerdir=/l,upperdir=/u,workdir=/w,control=none", "/m"}).session.control_socket, "");
+  // Read-only: none unless asked for.
+  EXPECT_EQ(parse_ok({"-o", "lowerdir=/l", "/m"}).session.control_socket, "");
+  EXPECT_EQ(parse_ok({"-o", "lowerdir=/l,control=/run/ro.sock", "/m"}).session.control_socket, "/run/ro.sock");
+  EXPECT_EQ(parse_err({"-o", "lowerdir=/l,control=", "/m"}).err, EINVAL);
+  EXPECT_EQ(parse_err({"-o", "lowerdir=/l,control", "/m"}).err, EINVAL);
+}
+
 TEST(ParseArgs, Writeback) {
   EXPECT_FALSE(parse_ok({"-o", "lowerdir=/l", "/m"}).session.writeback);
   EXPECT_TRUE(parse_ok({"-o", "lowerdir=/l,writeback", "/m"}).session.writeback);

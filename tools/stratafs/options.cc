@@ -2,7 +2,10 @@
 #include "options.h"
 
 #include <cstdlib>
+#include <optional>
 #include <set>
+
+#include "strata/control/client.h"
 
 namespace strata::tools {
 
@@ -26,6 +29,8 @@ const char kUsage[] =
     "  timeout=SECONDS       kernel cache time for names and attributes (default 86400)\n"
     "  threads=N             worker threads (default 16)\n"
     "  writeback             enable the kernel writeback cache (experimental)\n"
+    "  control=PATH|none     control socket (pause/resume/sync/stats, see stratafs(1));\n"
+    "                        default WORKDIR/strata-control.sock, none without upperdir\n"
     "  context=...           accepted and ignored (SELinux labels, as passed by podman)\n"
     "  allow_other, allow_root, default_permissions, ro, rw, suid, nosuid, dev, nodev, exec,\n"
     "  noexec, atime, noatime, nodiratime, relatime, strictatime, sync, async, dirsync,\n"
@@ -145,6 +150,7 @@ Result<Config> parse_args(const std::vector<std::string>& args, bool privileged)
   c.session.mountpoint = positional.back();
 
   std::vector<std::string> fuse_opts;
+  std::optional<std::string> control_opt;  // control= as given
   if (privileged) fuse_opts = {"allow_other", "default_permissions", "suid", "dev"};
   // Unprivileged, fuse-overlayfs adds default_permissions: the kernel checks the modes the mount shows (without
   // it a user could write through the mount what the view says is read-only).
@@ -186,6 +192,9 @@ Result<Config> parse_args(const std::vector<std::string>& args, bool privileged)
       bool b = true;
       if (has_val && !parse_bool(val, &b)) return make_error(EINVAL, "writeback", "wants 0 or 1: " + val);
       c.session.writeback = b;
+    } else if (key == "control") {
+      if (!has_val || val.empty()) return make_error(EINVAL, "control", "wants a socket path or 'none'");
+      control_opt = unescape(val);
     } else if (key == "debug") {
       c.session.debug = c.session.foreground = true;
     } else if (key == "uidmapping" || key == "gidmapping") {
@@ -221,6 +230,9 @@ Result<Config> parse_args(const std::vector<std::string>& args, bool privileged)
     return make_error(EINVAL, "missing option", "workdir= (needed with upperdir=)");
   if (c.overlay.upperdir.empty() && !c.overlay.workdir.empty())
     c.warnings.push_back("workdir without upperdir is ignored: the mount is read-only");
+  // The control socket lives in the workdir by default; a read-only mount has none unless control= names one.
+  if (control_opt) c.session.control_socket = *control_opt == "none" ? "" : *control_opt;
+  else if (!c.overlay.upperdir.empty()) c.session.control_socket = control::default_socket_path(c.overlay.workdir);
   c.session.mount_options = std::move(fuse_opts);
   return c;
 }

@@ -3,7 +3,8 @@
 //
 // Each request is decoded, handed to the merge::Overlay engine, and answered exactly once. No exception leaves a
 // callback: every entry point catches, logs, and replies ENOMEM or EIO. The session runs multi-threaded
-// (fuse_session_loop_mt, clone_fd) and takes no global lock of its own.
+// (fuse_session_loop_mt, clone_fd) and takes no global lock of its own. Requests that may change the upper
+// pass the control::WriteGate (an atomic counter unless paused), so the control socket can pause them.
 #pragma once
 
 #include <string>
@@ -23,10 +24,13 @@ struct SessionOptions {
   unsigned idle_threads = 8;  // threads kept waiting when idle (fewer: thread churn on bursts)
   bool writeback = false;     // kernel writeback cache
   std::string fsname = "stratafs";
+  std::string control_socket;  // the control socket's path (control/server.h); empty: none
 };
 
 // Mount, detach unless foreground (the parent returns once the mount is ready), serve until unmounted or
 // signalled, then clean up. Returns the process exit status.
+// The control socket, when asked for, exists before the parent returns (it is made before mounting, so a path
+// that cannot be used fails the mount) and is served by a thread of the daemon; it is removed at exit.
 int run(merge::Overlay& ov, const SessionOptions& opts);
 
 }  // namespace strata::fuse

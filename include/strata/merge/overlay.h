@@ -165,6 +165,11 @@ class Overlay {
   // Copy the node (and its parents) into the upper layer if it is not there yet.
   Status ensure_upper(Node* n, bool with_data = true);
 
+  // syncfs(2) of the upper layer's filesystem (the control socket's pause and sync); nothing without an upper.
+  Status sync_upper();
+  // Objects copied up since the mount (a relaxed counter, for stats).
+  uint64_t copy_ups() const { return copy_ups_.load(std::memory_order_relaxed); }
+
  private:
   struct Layer {
     UniqueFd root;
@@ -252,6 +257,7 @@ class Overlay {
   SharedFd index_;              // workdir/strata-index: copied-up lower hard links, by lower inode
   const char* nlink_xattr_ = "trusted.strata.nlink";
   std::atomic<uint64_t> tmp_seq_{0};
+  std::atomic<uint64_t> copy_ups_{0};
   bool can_mknod_whiteout_ = true;
   uid_t euid_ = geteuid();  // the daemon's ids, read once: compared on every create
   gid_t egid_ = getegid();
