@@ -14,11 +14,7 @@
 #include <optional>
 
 #include "common.h"
-// The control client comes with the control-socket work; a build without it refuses --pause.
-#if __has_include("strata/control/client.h")
 #include "strata/control/client.h"
-#define STRATA_HAVE_CONTROL 1
-#endif
 #include "strata/oci/image.h"
 #include "strata/sys/fs.h"
 #include "strata/sys/tool_io.h"
@@ -258,29 +254,18 @@ int cmd_commit(const Globals& g, const Args& args) {
   const bool mounted = !mountpoint.empty() && sys::is_mount_point(mountpoint);
 
   // Resumes on every return: resume() below, and the daemon resumes when the connection closes.
-#ifdef STRATA_HAVE_CONTROL
   std::optional<control::Client> paused;
-#else
-  struct NoClient {
-    Status resume() { return {}; }
-  };
-  std::optional<NoClient> paused;
-#endif
   if (pause) {
     if (!mounted) {
       if (!quiet)
         std::fprintf(stderr, "strata: note: %s is not mounted: nothing to pause\n",
                      container.c_str());
     } else {
-#ifndef STRATA_HAVE_CONTROL
-      return fail("--pause: this strata was built without the stratafs control client");
-#else
       auto c = control::Client::connect(control::default_socket_path(work));
       if (!c) return fail("container " + container + ": cannot pause: " + c.error().message());
       if (auto p = c->pause(); !p)
         return fail("container " + container + ": cannot pause: " + p.error().message());
       paused.emplace(std::move(*c));
-#endif
     }
   }
 
