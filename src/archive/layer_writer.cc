@@ -10,6 +10,7 @@
 
 #include "strata/sys/fs.h"
 #include "strata/sys/fs_extra.h"
+#include "strata/whiteout/override_stat.h"
 #include "strata/whiteout/whiteout.h"
 
 namespace strata::archive {
@@ -27,6 +28,14 @@ bool starts_with(std::string_view s, std::string_view p) {
 // without.
 bool refused(int err) {
   return err == EPERM || err == ENOTSUP || err == EOPNOTSUPP;
+}
+
+// A file or directory whose owner is only recorded keeps a real mode its owner (this process) can
+// read, search and remove: the record holds the image's mode, and a 0000 /etc/shadow or a 0500
+// directory would otherwise lock stratafs and gc out. (stratafs's xattr_permissions does the same
+// with what it creates.)
+mode_t usable_mode(mode_t perm, bool dir) {
+  return perm | (dir ? 0700 : 0600);
 }
 
 std::string child_path(const std::string& dir, std::string_view name) {
@@ -233,11 +242,11 @@ Status LayerWriter::set_opaque(const Entry& e, int dirfd) {
   return {};
 }
 
-Status LayerWriter::apply_owner(const Entry& e, int dirfd, const char* name,
-                                bool user_xattrs_allowed) {
+Result<bool> LayerWriter::apply_owner(const Entry& e, int dirfd, const char* name,
+                                      bool user_xattrs_allowed) {
   if (privileged_ && chown_) {
     auto r = sys::chown_at(dirfd, name, e.meta.uid, e.meta.gid);
-    if (r) return {};
+    if (r) return false;
     const int err = r.error().err;
     if (opt_.privilege == Privilege::kPrivileged || (err != EPERM && err != EINVAL))
       return fail(e, r.error());
@@ -246,18 +255,26 @@ Status LayerWriter::apply_owner(const Entry& e, int dirfd, const char* name,
     if (err == EPERM) chown_ = false;
   }
   // The kernel allows user.* xattrs on regular files and directories only.
-  if (!opt_.record_owner || !user_xattrs_allowed) return {};
-  const std::string v = std::to_string(e.meta.uid) + ":" + std::to_string(e.meta.gid);
-  auto r = sys::set_xattr(dirfd, name, kOwnerXattr, v, 0);
+  if (!opt_.record_owner || !user_xattrs_allowed) return false;
+  const std::string v = whiteout::format_stat_override(e.meta.uid, e.meta.gid, e.meta.perm);
+  auto r = sys::set_xattr(dirfd, name, whiteout::kOverrideStatUser, v, 0);
   if (!r) return fail(e, r.error());
-  return {};
+  recorded_ = true;
+  return true;
 }
 
 Status LayerWriter::apply_xattrs(const Entry& e, int dirfd, const char* name) {
   for (const auto& [xname, value] : e.meta.xattrs) {
     // Overlay's own names are stored escaped (as Linux 6.7 does), so that a layer cannot plant a
     // redirect, metacopy or whiteout marker the union would obey; strata's private names are not
-    // the layer's to set.
+    // the layer's to set, nor are the owner records of union filesystems (a layer could otherwise
+    // give its files any owner and mode, setuid root included, in the view of an unprivileged
+    // mount).
+    if (whiteout::is_override_stat_xattr(xname)) {
+      warn(quote_name(e.name) + ": xattr " + quote_name(xname) +
+           " dropped (an owner record, not image data)");
+      continue;
+    }
     auto stored = whiteout::escape_xattr(xname, userxattr_);
     if (!stored) {
       warn(quote_name(e.name) + ": xattr " + quote_name(xname) + " dropped (private to strata)");
@@ -319,10 +336,10 @@ Result<UniqueFd> LayerWriter::begin(const Entry& e) {
 
 Status LayerWriter::add_root(const Entry& e) {
   if (e.type != EntryType::kDirectory) return fail(e, EINVAL, "the root entry is not a directory");
-  STRATA_TRY(apply_owner(e, root_, "", true));
+  STRATA_ASSIGN_OR_RETURN(recorded, apply_owner(e, root_, "", true));
   STRATA_TRY(apply_xattrs(e, root_, ""));
-  fixups_[""] =
-      DirFixup{e.meta.perm, e.meta.has_mtime, e.meta.has_atime, e.meta.mtime, e.meta.atime};
+  fixups_[""] = DirFixup{recorded ? usable_mode(e.meta.perm, true) : e.meta.perm, e.meta.has_mtime,
+                         e.meta.has_atime, e.meta.mtime, e.meta.atime};
   return {};
 }
 
@@ -409,10 +426,10 @@ Result<UniqueFd> LayerWriter::add_real(const Entry& e, const EntryPath& p) {
         if (!dfd) return fail(e, dfd.error());
         STRATA_TRY(set_opaque(e, dfd->get()));
       }
-      STRATA_TRY(apply_owner(e, parent, name, true));
+      STRATA_ASSIGN_OR_RETURN(recorded, apply_owner(e, parent, name, true));
       STRATA_TRY(apply_xattrs(e, parent, name));
-      fixups_[p.joined] =
-          DirFixup{e.meta.perm, e.meta.has_mtime, e.meta.has_atime, e.meta.mtime, e.meta.atime};
+      fixups_[p.joined] = DirFixup{recorded ? usable_mode(e.meta.perm, true) : e.meta.perm,
+                                   e.meta.has_mtime, e.meta.has_atime, e.meta.mtime, e.meta.atime};
       return UniqueFd();
     }
     case EntryType::kFile: {
@@ -518,8 +535,8 @@ Status LayerWriter::finish_file(int fd, const Entry& e, off_t data_end) {
   }
   // Owner, then mode (chown drops set-id bits), then xattrs (chown drops security.capability), then
   // times.
-  STRATA_TRY(apply_owner(e, fd, "", true));
-  auto c = sys::chmod_at(fd, "", e.meta.perm);
+  STRATA_ASSIGN_OR_RETURN(recorded, apply_owner(e, fd, "", true));
+  auto c = sys::chmod_at(fd, "", recorded ? usable_mode(e.meta.perm, false) : e.meta.perm);
   if (!c) return fail(e, c.error());
   STRATA_TRY(apply_xattrs(e, fd, ""));
   struct timespec ts[2];
@@ -558,6 +575,24 @@ Status LayerWriter::finish() {
     if (!r) return fail(named, r.error());
   }
   fixups_.clear();
+  if (recorded_) STRATA_TRY(mark_root());
+  return {};
+}
+
+Status LayerWriter::mark_root() {
+  // fuse-overlayfs honours override records only in a layer whose root carries one; `strata mount`
+  // looks there too. A root entry of the layer may have recorded its own owner already; otherwise
+  // the record is the real owner and mode, which changes nothing in a view.
+  Entry named;
+  named.name = ".";
+  auto has = sys::get_xattr(root_, "", whiteout::kOverrideStatUser);
+  if (has) return {};
+  if (has.error().err != ENODATA) return fail(named, has.error());
+  auto st = sys::stat_at(root_, "");
+  if (!st) return fail(named, st.error());
+  auto r = sys::set_xattr(root_, "", whiteout::kOverrideStatUser,
+                          whiteout::format_stat_override(st->st_uid, st->st_gid, st->st_mode), 0);
+  if (!r) return fail(named, r.error());
   return {};
 }
 

@@ -284,6 +284,13 @@ Result<UnpackStats> unpack(const ReadFn& read, int dest_dirfd, const UnpackOptio
 
 }  // namespace
 
+UnpackOptions store_unpack_options() {
+  UnpackOptions o;
+  o.record_owner = true;
+  o.devices = DevicePolicy::kSkip;
+  return o;
+}
+
 Result<UnpackStats> unpack_layer(const ReadFn& read, int dest_dirfd, const UnpackOptions& options) {
   try {
     return unpack(read, dest_dirfd, options);

@@ -87,7 +87,7 @@ Result<BuiltLayer> build_layer(const store::Store& store, int root_fd,
   if (options.unpack) {
     STRATA_ASSIGN_OR_RETURN(tmp, store.begin_layer());
     out.layer.emplace(std::move(tmp));
-    writer.emplace(out.layer->diff_fd(), archive::UnpackOptions{}, &out.unpack);
+    writer.emplace(out.layer->diff_fd(), archive::store_unpack_options(), &out.unpack);
   }
   TeeSink sink(tar.get(), writer ? &*writer : nullptr);
   STRATA_ASSIGN_OR_RETURN(stats, walk_tree(root_fd, options.walk, &sink));

@@ -5,13 +5,13 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <charconv>
 #include <map>
 #include <string_view>
 #include <utility>
 
 #include "strata/archive/entry_path.h"
 #include "strata/sys/fs.h"
+#include "strata/whiteout/override_stat.h"
 #include "strata/whiteout/whiteout.h"
 
 namespace strata::commit {
@@ -42,18 +42,13 @@ std::optional<std::string> image_xattr_name(std::string_view n, WalkMode mode) {
   return std::string(n);
 }
 
-bool parse_owner(std::string_view v, uid_t* uid, gid_t* gid) {
-  size_t colon = v.find(':');
-  if (colon == std::string_view::npos) return false;
-  unsigned long u = 0, g = 0;
-  auto a = std::from_chars(v.data(), v.data() + colon, u);
-  auto b = std::from_chars(v.data() + colon + 1, v.data() + v.size(), g);
-  if (a.ec != std::errc() || a.ptr != v.data() + colon || b.ec != std::errc() ||
-      b.ptr != v.data() + v.size() || u > 0xfffffffeUL || g > 0xfffffffeUL)
-    return false;
-  *uid = static_cast<uid_t>(u);
-  *gid = static_cast<gid_t>(g);
-  return true;
+// Which owner record wins when a file has several: stratafs's and rootless fuse-overlayfs's, then
+// privileged fuse-overlayfs's, then containers/storage's. Lower is better.
+int record_rank(std::string_view n) {
+  if (n == whiteout::kOverrideStatUser) return 0;
+  if (n == whiteout::kOverrideStatPrivileged) return 1;
+  if (n == whiteout::kOverrideStatContainers) return 2;
+  return 3;
 }
 
 struct Opacity {
@@ -158,11 +153,18 @@ class Walker {
       return fail(path, names.error());
     }
     std::sort(names->begin(), names->end());
+    std::string record_name;
+    std::string record;
     for (const auto& n : *names) {
-      if (opt_.mode == WalkMode::kUpper && n == archive::kOwnerXattr) {
+      if (whiteout::is_override_stat_xattr(n)) {
+        if (!record_name.empty() && record_rank(n) >= record_rank(record_name)) continue;
         auto v = sys::get_xattr(dfd, name, n.c_str());
-        if (!v) return fail(path, v.error());
-        if (!parse_owner(*v, &m.uid, &m.gid)) warn(path, "malformed " + n + " ignored");
+        if (!v) {
+          if (v.error().err == ENODATA) continue;
+          return fail(path, v.error());
+        }
+        record_name = n;
+        record = std::move(*v);
         continue;
       }
       auto shown = image_xattr_name(n, opt_.mode);
@@ -176,6 +178,15 @@ class Walker {
     }
     // Restored names may sort differently from the stored ones.
     std::sort(m.xattrs.begin(), m.xattrs.end());
+    if (!record_name.empty()) {
+      // The owner and mode that could not be applied (an unprivileged pull, stratafs's
+      // xattr_permissions).
+      auto o = whiteout::parse_stat_override(record);
+      if (o)
+        whiteout::apply_stat_override(*o, &m.uid, &m.gid, &m.perm);
+      else
+        warn(path, "malformed " + record_name + " ignored");
+    }
     return m;
   }
 

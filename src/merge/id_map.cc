@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 
 #include <charconv>
-#include <cstdio>
 #include <limits>
 
 namespace strata::merge {
@@ -84,35 +83,5 @@ gid_t IdMap::gid_to_view(gid_t disk) const {
 uid_t IdMap::uid_to_disk(uid_t view) const { return lookup(uids, view, false, overflow_uid); }
 
 gid_t IdMap::gid_to_disk(gid_t view) const { return lookup(gids, view, false, overflow_gid); }
-
-std::optional<StatOverride> parse_stat_override(std::string_view value) {
-  // Some writers include the terminating NUL in the value.
-  while (!value.empty() && value.back() == '\0') value.remove_suffix(1);
-  auto f = split(value, ':');
-  if (f.size() < 3) return std::nullopt;
-  long long uid = 0, gid = 0;
-  unsigned mode = 0;
-  if (!parse_num(f[0], 10, &uid) || !parse_num(f[1], 10, &gid) || !parse_num(f[2], 8, &mode)) return std::nullopt;
-  constexpr long long kMax = std::numeric_limits<uint32_t>::max();
-  if (uid > kMax || gid > kMax) return std::nullopt;
-  StatOverride o;
-  if (uid >= 0) o.uid = static_cast<uid_t>(uid);
-  if (gid >= 0) o.gid = static_cast<gid_t>(gid);
-  o.mode = static_cast<mode_t>(mode & 07777);
-  return o;
-}
-
-std::string format_stat_override(uid_t uid, gid_t gid, mode_t mode) {
-  char buf[64];
-  int n = std::snprintf(buf, sizeof buf, "%u:%u:%o", static_cast<unsigned>(uid), static_cast<unsigned>(gid),
-                        static_cast<unsigned>(mode & 07777));
-  return std::string(buf, n > 0 ? static_cast<size_t>(n) : 0);
-}
-
-void apply_stat_override(const StatOverride& o, uid_t* uid, gid_t* gid, mode_t* mode) {
-  if (o.uid) *uid = *o.uid;
-  if (o.gid) *gid = *o.gid;
-  *mode = (*mode & S_IFMT) | o.mode;
-}
 
 }  // namespace strata::merge

@@ -184,7 +184,7 @@ class LayerPull {
       return static_cast<ssize_t>(*n);
     };
     STRATA_ASSIGN_OR_RETURN(tmp, store_.begin_layer(diff_id_));
-    auto st = archive::unpack_layer(fn, tmp.diff_fd(), archive::UnpackOptions{});
+    auto st = archive::unpack_layer(fn, tmp.diff_fd(), archive::store_unpack_options());
     if (st) {
       // unpack_layer reads to the end of the tar stream; drain what follows (padding, trailers).
       char sink[65536];
@@ -212,8 +212,15 @@ class LayerPull {
     meta.size = size;
     meta.blob_digest = blob_.digest;
     STRATA_TRY(store_.commit_layer(std::move(tmp), meta));
+    for (auto& w : st->warnings) warnings_.push_back("layer " + blob_.digest.to_string() + ": " + std::move(w));
+    if (st->warnings_dropped > 0)
+      warnings_.push_back("layer " + blob_.digest.to_string() + ": " + std::to_string(st->warnings_dropped) +
+                          " more warnings");
     return raw_bytes_;
   }
+
+  // The unpacker's notes, once run() succeeded.
+  std::vector<std::string>& warnings() { return warnings_; }
 
  private:
   Error named(const Error& e) {
@@ -266,6 +273,7 @@ class LayerPull {
   std::optional<store::Ingest> ingest_;
   store::Sha256 raw_hash_, diff_hash_;
   uint64_t raw_bytes_ = 0;
+  std::vector<std::string> warnings_;
 };
 
 Status copy_blob(const store::Store& store, Source& src, const Descriptor& d) {
@@ -368,6 +376,10 @@ Result<PullResult> pull(const store::Store& store, Source& source, const PullOpt
         if (!first_error && bytes.error().err != ECANCELED) first_error = bytes.error();
         cancel = true;
         return;
+      }
+      {
+        std::lock_guard<std::mutex> g(err_mu);
+        for (auto& w : lp.warnings()) res.warnings.push_back(std::move(w));
       }
       event(LayerEvent::kDone, i, *bytes);
     }

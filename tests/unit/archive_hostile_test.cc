@@ -300,11 +300,16 @@ TEST_F(ArchiveTest, AsAnUnprivilegedUser) {
   ASSERT_EQ(rc, 0);
   EXPECT_EQ(
       dump(dest, DumpOptions{true, true}),
-      ". dir mode=0755 uid=65534 gid=65534\n"
-      "cap file mode=0755 uid=65534 gid=65534 size=1 content=x xattr user.strata.owner=0:0\n"
+      // fuse-overlayfs's records (UID:GID:MODE); the root marks the layer as carrying them; "ro"
+      // (0555 in the tar) stays writable by its real owner.
+      ". dir mode=0755 uid=65534 gid=65534 xattr user.fuseoverlayfs.override_stat=65534:65534:755\n"
+      "cap file mode=0755 uid=65534 gid=65534 size=1 content=x xattr "
+      "user.fuseoverlayfs.override_stat=0:0:755\n"
       "fifo fifo mode=0640 uid=65534 gid=65534\n"
-      "ro dir mode=0555 uid=65534 gid=65534 xattr user.overlay.opaque=y user.strata.owner=0:0\n"
-      "ro/f file mode=0644 uid=65534 gid=65534 size=4 content=data xattr user.strata.owner=1234:0\n"
+      "ro dir mode=0755 uid=65534 gid=65534 xattr user.fuseoverlayfs.override_stat=0:0:555 "
+      "user.overlay.opaque=y\n"
+      "ro/f file mode=0644 uid=65534 gid=65534 size=4 content=data xattr "
+      "user.fuseoverlayfs.override_stat=1234:0:644\n"
       "ro/gone whiteout\n");
 }
 
@@ -339,13 +344,14 @@ TEST_F(ArchiveTest, AsRootOfAUserNamespace) {
   // user.*. security.capability is allowed (the kernel stores it for the namespace's root, which is
   // real root here).
   EXPECT_EQ(dump(dest, DumpOptions{true, true}),
-            ". dir mode=0755 uid=0 gid=0\n"
+            ". dir mode=0755 uid=0 gid=0 xattr user.fuseoverlayfs.override_stat=0:0:755\n"
             "cap file mode=0755 uid=0 gid=0 size=1 content=x xattr "
             "security.capability=\\x01\\x00\\x00\\x02"
             "\\x00\\x04\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\n"
             "fifo fifo mode=0640 uid=0 gid=0\n"
             "ro dir mode=0555 uid=0 gid=0 xattr user.overlay.opaque=y\n"
-            "ro/f file mode=0644 uid=0 gid=0 size=4 content=data xattr user.strata.owner=1234:0\n"
+            "ro/f file mode=0644 uid=0 gid=0 size=4 content=data xattr "
+            "user.fuseoverlayfs.override_stat=1234:0:644\n"
             "ro/gone whiteout\n");
 }
 

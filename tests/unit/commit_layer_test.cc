@@ -234,7 +234,7 @@ TEST_F(CommitLayerTest, HardLinksInsideTheTreeOnly) {
   EXPECT_EQ(list_tar(blob), want);
 }
 
-TEST_F(CommitLayerTest, XattrsPrivateDroppedEscapedRestoredOwnerRecorded) {
+TEST_F(CommitLayerTest, XattrsPrivateDroppedEscapedRestoredOwnerRecordApplied) {
   STRATA_REQUIRE_ROOT();
   Tree t(tmp.sub("upper"));
   t.file("f", "x")
@@ -243,21 +243,26 @@ TEST_F(CommitLayerTest, XattrsPrivateDroppedEscapedRestoredOwnerRecorded) {
       .xattr("f", "trusted.overlay.overlay.opaque", "mine")  // a user's overlay.* name, escaped
       .xattr("f", "user.overlay.impure", "private")
       .xattr("f", "trusted.strata.ino", "private")
-      .xattr("f", "user.strata.owner", "1234:5678")
+      .xattr("f", "user.strata.owner", "9:9")  // no longer an owner record: dropped as strata's
+      .xattr("f", "user.fuseoverlayfs.override_stat", "1234:5678:4711")
+      .xattr("f", "security.fuseoverlayfs.override_stat", "1:1:700")  // the user.* record wins
       .xattr("f", "security.capability",
              std::string(
                  "\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
                  20));
   t.file("g", "y").chown("g", 42, 43);
+  t.file("h", "z").xattr("h", "user.containers.override_stat", "7:-1:100600");  // -1: the real gid
   auto lines = list_tar(commit(t.root()));
-  ASSERT_EQ(lines.size(), 2u);
-  EXPECT_EQ(lines[0].substr(0, 26), "f file 0644 1234:5678 data");
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0].substr(0, 26), "f file 4711 1234:5678 data");
+  EXPECT_EQ(lines[0].find("override"), std::string::npos) << lines[0];
   EXPECT_NE(lines[0].find(" xattr security.capability="), std::string::npos) << lines[0];
   EXPECT_NE(lines[0].find(" xattr trusted.overlay.opaque=mine"), std::string::npos) << lines[0];
   EXPECT_NE(lines[0].find(" xattr user.keep=1"), std::string::npos) << lines[0];
   EXPECT_EQ(lines[0].find("private"), std::string::npos) << lines[0];
   EXPECT_EQ(lines[0].find("strata"), std::string::npos) << lines[0];
   EXPECT_EQ(lines[1], "g file 0644 42:43 data=y");
+  EXPECT_EQ(lines[2], "h file 0600 7:0 data=z");
 }
 
 TEST_F(CommitLayerTest, DevicesAndFifos) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // whiteout: the names, xattr values and device numbers that make up overlayfs's on-disk vocabulary.
 #include "strata/whiteout/whiteout.h"
+#include "strata/whiteout/override_stat.h"
 
 #include <gtest/gtest.h>
 #include <sys/sysmacros.h>
@@ -202,6 +203,27 @@ TEST(WhiteoutDevice, RealStatOfDevNull) {
   struct stat st;
   ASSERT_EQ(::stat("/dev/null", &st), 0);
   EXPECT_FALSE(wo::is_whiteout_device(st));
+}
+
+TEST(OverrideStat, NamesOfOwnerRecords) {
+  EXPECT_TRUE(wo::is_override_stat_xattr("user.fuseoverlayfs.override_stat"));
+  EXPECT_TRUE(wo::is_override_stat_xattr("security.fuseoverlayfs.override_stat"));
+  EXPECT_TRUE(wo::is_override_stat_xattr("trusted.fuseoverlayfs.override_stat"));
+  EXPECT_TRUE(wo::is_override_stat_xattr("user.containers.override_stat"));
+  EXPECT_FALSE(wo::is_override_stat_xattr("user.fuseoverlayfs.opaque"));
+  EXPECT_FALSE(wo::is_override_stat_xattr("user.x.fuseoverlayfs.override_stat"));
+  EXPECT_FALSE(wo::is_override_stat_xattr(".fuseoverlayfs.override_stat"));
+  EXPECT_FALSE(wo::is_override_stat_xattr("user.override_stat"));
+}
+
+TEST(OverrideStat, TrailingFieldsAndShortValues) {
+  auto o = wo::parse_stat_override("5:6:4755:file");
+  ASSERT_TRUE(o);
+  EXPECT_EQ(*o->uid, 5u);
+  EXPECT_EQ(o->mode, 04755u);
+  EXPECT_FALSE(wo::parse_stat_override("5:6"));
+  EXPECT_FALSE(wo::parse_stat_override("5:6:"));
+  EXPECT_FALSE(wo::parse_stat_override("5:6:9"));  // not octal
 }
 
 }  // namespace

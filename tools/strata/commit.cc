@@ -111,6 +111,9 @@ class TempView {
     if (!fs::create_directory(v.path_, ec)) return make_error(ec.value(), "mkdir", v.path_);
     std::string opts = "lowerdir=" + upper;
     for (const auto& l : lowers) opts += ":" + l;
+    std::vector<std::string> all{upper};
+    all.insert(all.end(), lowers.begin(), lowers.end());
+    opts += owner_record_option(all);  // the recorded owners are the image's
     auto rc = sys::run_program({find_stratafs(g), "-o", opts + ",ro", v.path_});
     if (!rc || *rc != 0 || !sys::is_mount_point(v.path_)) {
       fs::remove(v.path_, ec);

@@ -1,8 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "common.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <ctime>
+
+#include "strata/sys/fs.h"
+#include "strata/sys/identity.h"
+#include "strata/whiteout/override_stat.h"
 
 namespace strata::tool {
 
@@ -17,6 +24,17 @@ Result<store::Store> open_store(const Globals& g, bool create) {
     return make_error(ENOENT, "open store", root + " (nothing pulled yet?)");
   }
   return s;
+}
+
+std::string owner_record_option(const std::vector<std::string>& lowers) {
+  constexpr const char* kOption = ",xattr_permissions=2";
+  if (::geteuid() != 0 || !sys::in_initial_userns()) return kOption;
+  for (const auto& l : lowers) {
+    auto fd = sys::open_path(l.c_str(), O_PATH | O_DIRECTORY);
+    if (!fd) continue;  // stratafs names the layer it cannot open
+    if (sys::get_xattr(fd->get(), "", whiteout::kOverrideStatUser)) return kOption;
+  }
+  return "";
 }
 
 int fail(const Error& e) { return fail(e.message()); }

@@ -32,6 +32,12 @@ int usage_error(const char* cmd, const std::string& message);
 bool take_value(const Args& args, size_t& i, const char* flag, std::string* value, bool* missing);
 bool is_help(const std::string& a);
 
+// The stratafs option that keeps owners in override records (fuse-overlayfs's xattr_permissions=2,
+// whiteout/override_stat.h) for a mount of `lowers` (layers/ diff paths): ",xattr_permissions=2" when
+// this process cannot give files away (not root, or root in a user namespace) or a layer carries
+// recorded owners (its root has a record); "" otherwise.
+std::string owner_record_option(const std::vector<std::string>& lowers);
+
 // "12.3MB" (decimal units, as docker prints sizes).
 std::string human_size(uint64_t bytes);
 // "3 days ago" from an RFC 3339 time; "" when unparseable.

@@ -125,6 +125,9 @@ int cmd_mount(const Globals& g, const Args& args) {
   std::string opts = "lowerdir=";
   for (size_t i = 0; i < lowers.size(); ++i) opts += (i ? ":" : "") + lowers[i];
   opts += ",upperdir=" + dir + "/upper,workdir=" + dir + "/work";
+  // Files of other owners (recorded at pull when they could not be given away) keep them in the view, and
+  // chown/chmod through the mount are recorded the same way.
+  opts += owner_record_option(lowers);
   json state = {{"name", name}, {"image", img->name.empty() ? image : img->name},
                 {"image_id", img->config_digest.to_string()}, {"mountpoint", mountpoint},
                 {"upper", dir + "/upper"}, {"work", dir + "/work"}, {"layers", lowers}};

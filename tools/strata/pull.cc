@@ -33,7 +33,7 @@ constexpr const char* kUsage =
     "                                also allows plain HTTP\n"
     "  --cert-dir DIR                trust the CA certificates DIR/*.crt for the registry\n"
     "  -j, --jobs N                  layers fetched and unpacked at once (default 3)\n"
-    "  -q, --quiet                   no progress lines: errors and the digest only\n"
+    "  -q, --quiet                   no progress lines and no warnings: errors and the digest only\n"
     "  -h, --help                    this help\n"
     "\n"
     "Progress: on a terminal one line per layer, updated in place (Downloading with bytes and rate,\n"
@@ -142,6 +142,9 @@ int cmd_pull(const Globals& g, const Args& args) {
   auto res = oci::pull(*st, **src, opts);
   progress.finish();
   if (!res) return fail(res.error());
+  // After the progress lines, which a TTY rewrites in place.
+  if (!quiet)
+    for (const auto& w : res->warnings) std::fprintf(stderr, "strata: warning: %s\n", w.c_str());
   std::printf("Digest: %s\n", res->manifest.digest.to_string().c_str());
   if (!quiet)
     for (const auto& n : opts.names) std::printf("%s\n", n.c_str());

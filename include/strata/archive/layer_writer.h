@@ -34,9 +34,6 @@
 
 namespace strata::archive {
 
-// Where the owner of an entry is recorded when it cannot be (or is not to be) applied.
-inline constexpr const char* kOwnerXattr = "user.strata.owner";
-
 enum class EntryType {
   kFile,
   kDirectory,
@@ -120,10 +117,13 @@ class LayerWriter {
   Status add_hardlink(const Entry& e, const EntryPath& p);
   Status set_opaque(const Entry& e, int dirfd);
 
-  Status apply_owner(const Entry& e, int dirfd, const char* name, bool user_xattrs_allowed);
+  // chown, or (record_owner) the override_stat record where that was not done; true when recorded.
+  Result<bool> apply_owner(const Entry& e, int dirfd, const char* name, bool user_xattrs_allowed);
   Status apply_xattrs(const Entry& e, int dirfd, const char* name);
   Status apply_times(const Entry& e, int dirfd, const char* name);
   Status skip(const Entry& e, const std::string& why);
+  // The layer root's override record (fuse-overlayfs's per-layer marker), once any entry was recorded.
+  Status mark_root();
 
   int root_;
   UnpackOptions opt_;
@@ -133,6 +133,7 @@ class LayerWriter {
   bool trusted_opaque_;      // trusted.overlay.opaque still worth trying
   bool mknod_whiteouts_;     // 0/0 devices still worth trying
   bool chown_ = true;        // chown still worth trying
+  bool recorded_ = false;    // an owner was recorded (record_owner)
   std::vector<Open> chain_;  // chain_[i]: the directory parts[0..i] of the last parent walked
   std::map<std::string, DirFixup> fixups_;
   std::unordered_set<std::string> whiteout_files_;  // `.wh.NAME` files written (path of the file)

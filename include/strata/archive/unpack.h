@@ -55,12 +55,20 @@
 // first one's xattrs stay); anything else replaces what was there (a directory, with its contents).
 //
 // Metadata: mode & 07777 (mode fields may carry file-type bits). Owner: fchownat when privileged;
-// otherwise dropped, or recorded as xattr user.strata.owner="UID:GID" with `record_owner` (files
-// and directories only: the kernel allows user.* xattrs nowhere else). mtime and atime to the
+// otherwise dropped, or, with `record_owner`, recorded the way fuse-overlayfs's xattr_permissions=2
+// does (whiteout/override_stat.h): xattr user.fuseoverlayfs.override_stat="UID:GID:MODE", MODE the
+// entry's permission bits, set-id and sticky included. Only files and directories can carry it (the
+// kernel refuses user.* xattrs on symlinks, FIFOs and devices: they keep this process's owner). A
+// recorded entry's real mode gets owner read/write (and search) added, so that this process can
+// still read and remove it; the record has the image's mode. Once any entry is recorded, the layer
+// root carries a record too (its own entry's, else the real owner and mode): fuse-overlayfs reads
+// records only in layers marked so. mtime and atime to the
 // nanosecond (atime defaults to mtime; times before 1970 are kept). xattrs, security.capability
 // included (set after chown, which would drop it); names in the overlay namespace in use are
 // stored escaped as the kernel does (trusted.overlay.X -> trusted.overlay.overlay.X, see
-// whiteout::escape_xattr), strata's private ones (*.strata.*) dropped, and an xattr refused
+// whiteout::escape_xattr), strata's private ones (*.strata.*) and owner records of union
+// filesystems (*.fuseoverlayfs.override_stat, user.containers.override_stat) dropped with a
+// warning (a layer must not choose what an unprivileged view shows), and an xattr refused
 // (EPERM, ENOTSUP) is skipped with a warning. Directory modes and times are applied at the end,
 // children before parents, so that writing children neither fails (0555) nor moves the mtime.
 //
@@ -100,8 +108,8 @@ struct UnpackOptions {
   DevicePolicy devices = DevicePolicy::kError;
   // Hard links whose target is not in this layer: skip with a warning instead of failing.
   bool allow_external_hardlinks = false;
-  // When the owner is not applied (unprivileged, chown refused): keep it as xattr
-  // user.strata.owner="UID:GID".
+  // When the owner is not applied (unprivileged, chown refused): keep owner and mode as xattr
+  // user.fuseoverlayfs.override_stat="UID:GID:MODE". Where the owner is applied it does nothing.
   bool record_owner = false;
   // Opaque markers as user.overlay.opaque even when privileged (for `mount -o userxattr`).
   bool userxattr = false;
@@ -125,6 +133,12 @@ struct UnpackStats {
   uint64_t warnings_dropped = 0;
   static constexpr size_t kMaxWarnings = 100;
 };
+
+// The options of the store's layers/ (`strata pull`, and the copy `strata commit` makes): kAuto
+// privileges, owners recorded wherever they cannot be applied, devices skipped (with a warning)
+// where they cannot be created, as rootless podman does. Whoever writes layers/ uses these, so
+// that a layer is the same whether pulled or committed.
+UnpackOptions store_unpack_options();
 
 // Source of the (possibly compressed) stream: fill up to `size` bytes at `buf`; return the count,
 // 0 at the end, or -1 with errno set. Called on the unpacking thread only; if it throws, the unpack

@@ -14,19 +14,21 @@
 //           - xattrs: overlay's private ones (trusted.overlay.*, user.overlay.*), fuse-overlayfs's
 //             (user.fuseoverlayfs.*) and strata's (*.strata.*) dropped; the kernel's escaped form
 //             trusted.overlay.overlay.X (user.overlay.overlay.X) restored to trusted.overlay.X;
-//           - user.strata.owner="UID:GID" (an unprivileged unpack's record) is the entry's owner;
 //           - `.wh..wh.*` names other than the opaque marker (aufs metadata) are skipped.
 //   kTree   a plain tree (a merged view, for --squash): every entry as it is, all xattrs but
 //           *.strata.*, no whiteout interpretation.
-// Both: the root directory itself is not an entry (its opaque marker is, in kUpper); entries
-// are visited depth first, each directory's children sorted bytewise by their entry name, so the
-// same tree always gives the same sequence. Paths are reached beneath the root fd one
-// O_NOFOLLOW component at a time; symlinks are entries, never followed. A non-directory whose
-// inode was already visited (st_nlink > 1, same st_dev/st_ino) is a hard link to the first path
-// (link counts from outside the tree, such as stratafs's index links in workdir, do not matter:
-// only a second sighting makes a link). Sockets are skipped (tar has no type for them). Times:
-// mtime in whole seconds, clamped to `clamp_mtime` when set (SOURCE_DATE_EPOCH); no atime/ctime.
-// Owner names are never recorded (uid/gid only).
+// Both: an owner record (whiteout/override_stat.h: user.fuseoverlayfs.override_stat, which an
+// unprivileged pull and stratafs's xattr_permissions write; also security.fuseoverlayfs.* and
+// user.containers.override_stat, in that order of preference) gives the entry's uid, gid and
+// permission bits, and is never an xattr of the entry. The root directory itself is not an entry
+// (its opaque marker is, in kUpper); entries are visited depth first, each directory's children
+// sorted bytewise by their entry name, so the same tree always gives the same sequence. Paths are
+// reached beneath the root fd one O_NOFOLLOW component at a time; symlinks are entries, never
+// followed. A non-directory whose inode was already visited (st_nlink > 1, same st_dev/st_ino) is a
+// hard link to the first path (link counts from outside the tree, such as stratafs's index links in
+// workdir, do not matter: only a second sighting makes a link). Sockets are skipped (tar has no
+// type for them). Times: mtime in whole seconds, clamped to `clamp_mtime` when set
+// (SOURCE_DATE_EPOCH); no atime/ctime. Owner names are never recorded (uid/gid only).
 //
 // The sink gets each entry with, for a regular file (not a hard link), an O_RDONLY fd on its data
 // (the entry's size is the size at stat time; the sink reads at most that much). An error from the

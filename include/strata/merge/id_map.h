@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "strata/base/result.h"
+#include "strata/whiteout/override_stat.h"
 
 namespace strata::merge {
 
@@ -54,23 +55,13 @@ class IdMap {
   gid_t gid_to_disk(gid_t view) const;
 };
 
-// The value fuse-overlayfs keeps in `security.fuseoverlayfs.override_stat` (xattr_permissions=1) or
-// `user.fuseoverlayfs.override_stat` (=2): "UID:GID:MODE", ids decimal (disk side), MODE octal. Readers keep
-// the permission bits (07777) of MODE and the file type of the real object; fuse-overlayfs 1.10 sometimes
-// writes the type bits too, and a negative id ("-1", another 1.10 habit) means "the real one".
-inline constexpr const char* kOverrideStatPrivileged = "security.fuseoverlayfs.override_stat";
-inline constexpr const char* kOverrideStatUser = "user.fuseoverlayfs.override_stat";
-
-struct StatOverride {
-  std::optional<uid_t> uid;
-  std::optional<gid_t> gid;
-  mode_t mode = 0;  // permission bits only
-};
-
-// nullopt when the value is not "INT:INT:OCTAL" (trailing ":..." fields of newer versions are ignored).
-std::optional<StatOverride> parse_stat_override(std::string_view value);
-std::string format_stat_override(uid_t uid, gid_t gid, mode_t mode);
-// Apply a parsed override to real attributes (type bits kept).
-void apply_stat_override(const StatOverride& o, uid_t* uid, gid_t* gid, mode_t* mode);
+// The "UID:GID:MODE" value of `xattr_permissions=` (security.* for 1, user.* for 2) and its helpers: the on-disk
+// vocabulary shared with the unpacker and the commit, in whiteout/override_stat.h.
+using whiteout::apply_stat_override;
+using whiteout::format_stat_override;
+using whiteout::kOverrideStatPrivileged;
+using whiteout::kOverrideStatUser;
+using whiteout::parse_stat_override;
+using whiteout::StatOverride;
 
 }  // namespace strata::merge

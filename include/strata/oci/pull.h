@@ -63,6 +63,9 @@ struct PullResult {
   store::Digest config;
   int layers_pulled = 0;
   int layers_existing = 0;
+  // The unpacker's notes on the layers pulled ("layer sha256:...: 'ENTRY': what happened"): devices
+  // skipped where they cannot be created, xattrs refused or dropped, duplicate entries.
+  std::vector<std::string> warnings;
 };
 
 Result<PullResult> pull(const store::Store& store, Source& source, const PullOptions& options);
