@@ -180,6 +180,33 @@ class Commit(CommitCase):
         self.assertEqual(want, dump(kmp))
         self.assertEqual(self.leftovers(), [])
 
+    def test_push_then_skopeo_and_umoci_see_the_commit(self):
+        """commit -> push to a docker-registry -> skopeo inspect (config, history) and skopeo copy + umoci
+        unpack give the view the container had."""
+        if not shutil.which("docker-registry") or not shutil.which("skopeo"):
+            if os.environ.get("STRATA_REQUIRE_MOUNT") == "1":
+                self.fail("docker-registry and skopeo are required in CI")
+            self.skipTest("no docker-registry or skopeo")
+        from registry_test import Registry  # noqa: E402  (same directory)
+        reg = Registry(self.tmp)
+        self.cleanups.append(reg.stop)
+        mp = self.mount("img:v1", "c1")
+        self.change(mp)
+        want = dump(mp)
+        self.commit("-m", "pushed change", "-a", "Me <me@x>", "-c", "ENV A=b", "c1", "new:v1")
+        dest = "docker://%s/team/new:v1" % reg.addr
+        self.strata("push", "-q", "--tls-verify=false", "new:v1", dest)
+        cfg = json.loads(run("skopeo", "inspect", "--config", "--tls-verify=false", dest).stdout)
+        self.assertEqual(cfg["history"][-1]["comment"], "pushed change")
+        self.assertEqual(cfg["history"][-1]["author"], "Me <me@x>")
+        self.assertIn("A=b", cfg["config"]["Env"])
+        self.assertEqual(cfg["rootfs"]["diff_ids"], self.inspect("new:v1")["RootFS"]["Layers"])
+        copy = os.path.join(self.tmp, "copy")
+        run("skopeo", "copy", "--quiet", "--src-tls-verify=false", dest, "oci:%s:v1" % copy)
+        bundle = os.path.join(self.tmp, "bundle")
+        run("umoci", "unpack", "--image", "%s:v1" % copy, bundle)
+        self.assertEqual(want, dump(os.path.join(bundle, "rootfs")))
+
     def test_source_date_epoch_gives_the_same_id(self):
         mp = self.mount("img:v1", "c1")
         self.change(mp)
