@@ -12,6 +12,7 @@
 #include "strata/base/log.h"
 #include "strata/control/write_gate.h"
 #include "strata/fuse/session.h"
+#include "plus_policy.h"
 
 namespace strata::fuse {
 
@@ -21,6 +22,8 @@ struct Daemon {
   bool writeback;
   control::WriteGate* gate;             // every modifying request passes it (gated()); the control socket pauses it
   std::atomic<uint64_t> requests{0};    // requests answered through guarded(), for stats (relaxed)
+  PlusPolicy plus{};                    // which READDIRPLUS entries carry attributes
+  bool no_opendir = false;              // the kernel takes ENOSYS from opendir as "never send it" (ops_dir.cc)
 };
 
 inline Daemon* daemon_of(fuse_req_t req) { return static_cast<Daemon*>(fuse_req_userdata(req)); }

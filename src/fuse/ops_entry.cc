@@ -37,8 +37,12 @@ merge::Caller caller(fuse_req_t req) {
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   guarded(req, "lookup", [&] {
     Daemon* d = daemon_of(req);
-    auto e = d->ov->lookup(node_of(req, parent), name);
-    if (e) return reply_entry(req, *e);
+    merge::Node* dir = node_of(req, parent);
+    auto e = d->ov->lookup(dir, name);
+    if (e) {
+      if (!e->node->is_dir() && dir->lean_listed.load(std::memory_order_relaxed)) d->plus.missed();
+      return reply_entry(req, *e);
+    }
     if (e.error().err == ENOENT) {
       // Negative entry, cached by the kernel: the engine sees every creation, so it can be trusted.
       fuse_entry_param p{};

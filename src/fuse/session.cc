@@ -20,6 +20,8 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   want(FUSE_CAP_PARALLEL_DIROPS);
   want(FUSE_CAP_READDIRPLUS);
   want(FUSE_CAP_READDIRPLUS_AUTO);
+  want(FUSE_CAP_NO_OPENDIR_SUPPORT);
+  d->no_opendir = (conn->want & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0;
   want(FUSE_CAP_CACHE_SYMLINKS);
   want(FUSE_CAP_SPLICE_WRITE);
   want(FUSE_CAP_SPLICE_MOVE);

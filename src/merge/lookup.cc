@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Lookup across layers and the merged directory listing.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -235,32 +236,63 @@ Result<std::vector<DirEntry>> Overlay::merged_entries(Node* dir, bool stop_at_fi
   return out;
 }
 
-Result<std::unique_ptr<DirList>> Overlay::opendir(Node* n) {
-  if (!n->is_dir()) return make_error(ENOTDIR, "opendir");
-  // The listing is taken at the first read: the kernel often serves a directory from its own cache and
-  // never reads through this handle.
-  auto d = std::make_unique<DirList>();
-  d->node = table_.ref(n);
-  return d;
+namespace {
+
+// FNV-1a, then a murmur3 finalizer so that similar names spread; 0-2 are taken by the start, "." and "..".
+uint64_t cookie_of(const std::string& name) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : name) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h &= (1ull << 63) - 1;  // offsets are signed
+  return h < 3 ? h + 3 : h;
 }
 
-Status Overlay::refresh(DirList* d) {
-  uint64_t gen = d->node->dir_gen.load(std::memory_order_acquire);
-  auto ents = merged_entries(d->node.get(), false);
+}  // namespace
+
+Result<std::shared_ptr<const Listing>> Overlay::listing(Node* dir) {
+  if (!dir->is_dir()) return make_error(ENOTDIR, "readdir");
+  uint64_t gen = dir->dir_gen.load(std::memory_order_acquire);
+  {
+    std::lock_guard lk(dir->mu);
+    if (dir->listing && dir->listing->gen == gen) return dir->listing;
+  }
+  auto ents = merged_entries(dir, false);
   if (!ents) return ents.take_error();
-  d->gen = gen;
-  d->entries = std::move(*ents);
+  auto l = std::make_shared<Listing>();
+  l->gen = gen;
+  l->entries = std::move(*ents);
   // d_ino must match st_ino: names the kernel already knows report their node's number (it may be the
   // origin's after a copy-up).
-  table_.fix_inos(d->node.get(), d->entries);
-  d->loaded = true;
-  return {};
+  table_.fix_inos(dir, l->entries);
+  for (auto& e : l->entries) e.cookie = cookie_of(e.name);
+  std::sort(l->entries.begin(), l->entries.end(), [](const DirEntry& a, const DirEntry& b) {
+    return a.cookie != b.cookie ? a.cookie < b.cookie : a.name < b.name;
+  });
+  size_t n = l->entries.size();
+  if (listed_.fetch_add(n, std::memory_order_relaxed) + n <= kListingCacheEntries) {
+    l->accounted = &listed_;
+    std::lock_guard lk(dir->mu);
+    dir->listing = l;
+  } else {
+    listed_.fetch_sub(n, std::memory_order_relaxed);
+  }
+  return std::shared_ptr<const Listing>(std::move(l));
 }
 
-Result<Entry> Overlay::lookup_listed(DirList* d, size_t i) {
-  Node* dir = d->node.get();
-  const DirEntry& de = d->entries[i];
-  if (de.type == DT_DIR || dir->dir_gen.load(std::memory_order_acquire) != d->gen)
+void Overlay::drop_listing(Node* dir) {
+  std::shared_ptr<const Listing> old;  // freed outside the lock
+  std::lock_guard lk(dir->mu);
+  old = std::move(dir->listing);
+}
+
+Result<Entry> Overlay::lookup_listed(Node* dir, const Listing& l, size_t i) {
+  const DirEntry& de = l.entries[i];
+  if (de.type == DT_DIR || dir->dir_gen.load(std::memory_order_acquire) != l.gen)
     return lookup(dir, de.name);
   if (NodeRef c = table_.find_child(dir, de.name)) {
     auto st = getattr(c.get());

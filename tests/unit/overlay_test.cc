@@ -74,10 +74,8 @@ class OverlayTest : public ::testing::Test {
     return e ? 0 : e.error().err;
   }
   Names list(Node* dir) {
-    auto d = ov->opendir(dir);
-    if (!d) throw std::runtime_error("opendir: " + d.error().message());
-    auto r = ov->refresh(d->get());  // the listing is taken at the first read
-    if (!r) throw std::runtime_error("readdir: " + r.error().message());
+    auto d = ov->listing(dir);
+    if (!d) throw std::runtime_error("readdir: " + d.error().message());
     Names out;
     for (auto& e : (*d)->entries) out.push_back(e.name);
     std::sort(out.begin(), out.end());
@@ -178,7 +176,7 @@ TEST_F(OverlayTest, LookupAndReaddirMergeLayers) {
   EXPECT_EQ(lookup_err(root(), "missing"), ENOENT);
   EXPECT_EQ(lookup_err(node("a"), "x"), ENOTDIR);
   EXPECT_EQ(lookup_err(root(), std::string(256, 'n')), ENAMETOOLONG);
-  EXPECT_ERRNO(ov->opendir(node("a")), ENOTDIR);
+  EXPECT_ERRNO(ov->listing(node("a")), ENOTDIR);
   EXPECT_TRUE(ov->has_upper());
   EXPECT_EQ(ov->layer_count(), 3u);
 }
@@ -426,9 +424,8 @@ TEST_F(OverlayTest, CopyUpPreservesMetadata) {
   ASSERT_NE(cp.st_ino, lstat_or_throw(l2.path("dir/meta")).st_ino);
   EXPECT_EQ(ov->getattr(node("dir/meta"))->st_ino, lstat_or_throw(l2.path("dir/meta")).st_ino)
       << "st_ino survives the copy-up";
-  auto d = ov->opendir(node("dir"));  // and readdir's d_ino agrees with st_ino
+  auto d = ov->listing(node("dir"));  // and readdir's d_ino agrees with st_ino
   ASSERT_OK(d);
-  ASSERT_OK(ov->refresh(d->get()));
   for (auto& e : (*d)->entries)
     EXPECT_EQ(e.ino, ov->getattr(node("dir/" + e.name))->st_ino) << e.name;
   EXPECT_EQ(work_entries(), Names{});

@@ -13,7 +13,7 @@
 //
 // Locks, in the order they may be taken:
 //   Node::copy_mu   serializes the copy-up of this node; held while parents' fds are looked up (their `mu`).
-//   Node::mu        guards layers, layer_flags, fds, pinned; held only for in-memory work, never two at once.
+//   Node::mu        guards layers, layer_flags, fds, pinned, listing; held only for in-memory work, never two at once.
 //   FdCache::mu_    membership of the fd cache.
 //   NodeTable::mu_  a leaf: guards parent, name, children, nlookup, unlinked, the 1 <-> 0 transitions of refs.
 #pragma once
@@ -35,6 +35,7 @@ namespace strata::merge {
 using SharedFd = std::shared_ptr<const UniqueFd>;
 
 class Node;
+struct Listing;  // overlay.h
 
 // One more name of a non-directory (hard links): the primary name is Node::parent/name.
 struct Alias {
@@ -83,6 +84,8 @@ class Node {
   // Directories: bumped after every change of the names in it (listings taken before are then stale).
   std::atomic<uint64_t> dir_gen{0};  // File handles on this node (a removed node then keeps its object pinned)
   std::atomic<bool> cache_referenced{false};
+  // Directories: the last READDIRPLUS reply on it listed entries without attributes (fuse/plus_policy.h).
+  std::atomic<bool> lean_listed{false};
 
   // --- guarded by FdCache's mutex ---
   bool in_fd_cache = false;
@@ -99,6 +102,7 @@ class Node {
   SharedFd pinned;                    // O_PATH fd kept once the node lost its name (unlinked while in use)
   bool opaque_upper = false;          // the upper directory is opaque
   std::string index_name;             // copied-up lower hard link: its entry in the index directory
+  std::shared_ptr<const Listing> listing;  // directories: the last merged listing (Overlay::listing)
 
   // Names in the merged view minus links of the real inode, for a copied-up lower hard link (whose lower-only
   // names are not links of the upper inode). Persisted in the index entry's xattr.

@@ -103,15 +103,22 @@ struct DirEntry {
   ino_t ino;
   unsigned char type;  // DT_*
   int layer;           // the top layer holding the name
+  uint64_t cookie = 0;  // its readdir offset: a hash of the name (3 .. 2^63-1), the same in every listing
 };
 
-// A snapshot of a merged directory, taken at the first read (and again at each rewind): stable order and
-// offsets until the handle is rewound.
-struct DirList {
-  NodeRef node;
-  std::vector<DirEntry> entries;  // without "." and ".."
-  bool loaded = false;            // entries were taken
-  uint64_t gen = 0;               // node->dir_gen when taken
+// A merged directory listing in cookie order. Readdir offsets are cookies, not positions, so a reader needs no
+// handle and no snapshot of its own: after changes, "the entries after offset X" are still the ones it has not
+// seen (as with ext4's hash offsets), whichever listing answers. Immutable once built; shared by all readers.
+struct Listing {
+  Listing() = default;
+  Listing(const Listing&) = delete;
+  Listing& operator=(const Listing&) = delete;
+  ~Listing() {
+    if (accounted) accounted->fetch_sub(entries.size(), std::memory_order_relaxed);
+  }
+  std::vector<DirEntry> entries;  // without "." and "..", sorted by (cookie, name)
+  uint64_t gen = 0;               // the directory's dir_gen when taken
+  std::atomic<size_t>* accounted = nullptr;  // the cache budget it counts against, if cached
 };
 
 class Overlay {
@@ -142,12 +149,15 @@ class Overlay {
   Result<std::unique_ptr<File>> open(Node* n, int flags);
   Result<std::pair<Entry, std::unique_ptr<File>>> create(Node* parent, const std::string& name, mode_t mode,
                                                          int flags, const Caller& c);
-  Result<std::unique_ptr<DirList>> opendir(Node* n);
-  // Take the listing (first read; and at rewinddir, so it shows changes made since, as POSIX and overlayfs do).
-  Status refresh(DirList* d);
-  // readdirplus: the entry `i` of a listing, looked up. When the directory has not changed since the listing
-  // was taken, a non-directory is built from the listing (one stat) instead of a lookup across layers.
-  Result<Entry> lookup_listed(DirList* d, size_t i);
+  // The merged listing of `dir`: the cached one while the directory is unchanged (dir_gen), else taken now.
+  // Cached listings are bounded (kListingCacheEntries entries in all); past that, listings are not kept.
+  Result<std::shared_ptr<const Listing>> listing(Node* dir);
+  // Forget `dir`'s cached listing (a reader got to its end; the kernel keeps what it read).
+  void drop_listing(Node* dir);
+  static constexpr size_t kListingCacheEntries = 1 << 17;
+  // readdirplus: the entry `i` of a listing of `dir`, looked up. When the directory has not changed since the
+  // listing was taken, a non-directory is built from the listing (one stat) instead of a lookup across layers.
+  Result<Entry> lookup_listed(Node* dir, const Listing& l, size_t i);
   Status fsyncdir(Node* n, bool datasync);
 
   // Extended attributes (private ones hidden). Sizes follow getxattr(2): size 0 asks for the length.
@@ -258,6 +268,7 @@ class Overlay {
   const char* nlink_xattr_ = "trusted.strata.nlink";
   std::atomic<uint64_t> tmp_seq_{0};
   std::atomic<uint64_t> copy_ups_{0};
+  std::atomic<size_t> listed_{0};  // entries in cached listings (Node::listing)
   bool can_mknod_whiteout_ = true;
   uid_t euid_ = geteuid();  // the daemon's ids, read once: compared on every create
   gid_t egid_ = getegid();
