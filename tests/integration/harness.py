@@ -1,8 +1,26 @@
 # SPDX-License-Identifier: Apache-2.0
 """The common end of the integration test scripts: skip rules and the unittest run with its closing line."""
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 import unittest
+
+
+def user_reachable(*binaries):
+    """Copies of `binaries` an unprivileged test user can execute: the build tree may sit below a
+    directory it cannot enter (a clone under /root). Removed at exit."""
+    d = tempfile.mkdtemp(prefix="strata-bin-")
+    os.chmod(d, 0o755)
+    atexit.register(shutil.rmtree, d, True)
+    out = []
+    for b in binaries:
+        p = os.path.join(d, os.path.basename(b))
+        shutil.copy(b, p)
+        os.chmod(p, 0o755)
+        out.append(p)
+    return out
 
 
 def run(module, what, skip_reason, patterns=None, verbose=False, cleanup=None):

@@ -248,8 +248,7 @@ def main():
     ap.add_argument("-k", dest="pattern", action="append")
     ap.add_argument("-v", action="store_true")
     a = ap.parse_args()
-    STRATA = os.path.abspath(a.strata)
-    STRATAFS = os.path.abspath(a.stratafs)
+    STRATA, STRATAFS = harness.user_reachable(os.path.abspath(a.strata), os.path.abspath(a.stratafs))
     return harness.run(__name__, "rootless store tests", have_facilities(), a.pattern, a.v)
 
 

@@ -381,7 +381,7 @@ def main():
     ap.add_argument("-k", dest="pattern", action="append")
     ap.add_argument("-v", action="store_true")
     a = ap.parse_args()
-    STRATAFS = os.path.abspath(a.stratafs)
+    STRATAFS, = harness.user_reachable(os.path.abspath(a.stratafs))
     return harness.run(__name__, "rootless tests", have_facilities(), a.pattern, a.v)
 
 
