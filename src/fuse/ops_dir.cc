@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <memory>
 #include <vector>
 
 #include "daemon.h"
@@ -43,7 +44,7 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plu
                            [](uint64_t o, const merge::DirEntry& e) { return o < e.cookie; }) -
           ents.begin());
     }
-    std::vector<char> buf(size);
+    std::unique_ptr<char[]> buf(new char[size]);  // not zeroed: only `used` bytes go out
     size_t used = 0;
     // Lean replies leave out the attributes of non-directories (see plus_policy.h).
     const bool full = plus && d->plus.full_reply();
@@ -54,7 +55,7 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plu
     size_t run_used = 0, run_taken = 0;
     auto emit = [&](const char* name, struct stat& st, merge::Entry* e, off_t next) -> size_t {
       size_t rem = size - used;
-      if (!plus) return fuse_add_direntry(req, buf.data() + used, rem, name, &st, next);
+      if (!plus) return fuse_add_direntry(req, buf.get() + used, rem, name, &st, next);
       fuse_entry_param p{};
       if (e && e->node) {
         fill_entry(d, *e, &p);
@@ -62,14 +63,14 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plu
         p.attr = st;
         left_out = true;
       }
-      return fuse_add_direntry_plus(req, buf.data() + used, rem, name, &p, next);
+      return fuse_add_direntry_plus(req, buf.get() + used, rem, name, &p, next);
     };
     for (off_t dot = std::max<off_t>(off, 0); dot < 2; ++dot) {
       struct stat st {};
       st.st_ino = dir->ino;
       st.st_mode = S_IFDIR;
       size_t need = emit(dot == 0 ? "." : "..", st, nullptr, dot + 1);
-      if (need > size - used) return (void)fuse_reply_buf(req, buf.data(), used);
+      if (need > size - used) return (void)fuse_reply_buf(req, buf.get(), used);
       used += need;
     }
     size_t i = first;
@@ -104,7 +105,7 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plu
     if (plus) dir->lean_listed.store(left_out && !full, std::memory_order_relaxed);
     // An empty reply is the end: this reader is done with the listing (the kernel caches what it read).
     if (used == 0) d->ov->drop_listing(dir);
-    if (fuse_reply_buf(req, buf.data(), used) != 0)
+    if (fuse_reply_buf(req, buf.get(), used) != 0)
       for (auto& n : taken) d->ov->table().forget(n.get(), 1);
   });
 }

@@ -263,16 +263,23 @@ Result<std::shared_ptr<const Listing>> Overlay::listing(Node* dir) {
   }
   auto ents = merged_entries(dir, false);
   if (!ents) return ents.take_error();
-  auto l = std::make_shared<Listing>();
-  l->gen = gen;
-  l->entries = std::move(*ents);
   // d_ino must match st_ino: names the kernel already knows report their node's number (it may be the
   // origin's after a copy-up).
-  table_.fix_inos(dir, l->entries);
-  for (auto& e : l->entries) e.cookie = cookie_of(e.name);
-  std::sort(l->entries.begin(), l->entries.end(), [](const DirEntry& a, const DirEntry& b) {
-    return a.cookie != b.cookie ? a.cookie < b.cookie : a.name < b.name;
+  table_.fix_inos(dir, *ents);
+  // Sorting (cookie, index) keys rather than entries: swapping entries moved their strings (perf: a sixth of
+  // the daemon's time for a 10,000-entry directory).
+  std::vector<std::pair<uint64_t, size_t>> keys(ents->size());
+  for (size_t i = 0; i < keys.size(); ++i) keys[i] = {cookie_of((*ents)[i].name), i};
+  std::sort(keys.begin(), keys.end(), [&](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : (*ents)[a.second].name < (*ents)[b.second].name;
   });
+  auto l = std::make_shared<Listing>();
+  l->gen = gen;
+  l->entries.reserve(keys.size());
+  for (const auto& [cookie, i] : keys) {
+    l->entries.push_back(std::move((*ents)[i]));
+    l->entries.back().cookie = cookie;
+  }
   size_t n = l->entries.size();
   if (listed_.fetch_add(n, std::memory_order_relaxed) + n <= kListingCacheEntries) {
     l->accounted = &listed_;

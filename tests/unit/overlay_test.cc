@@ -10,6 +10,7 @@
 #include <sys/xattr.h>
 
 #include <algorithm>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -179,6 +180,30 @@ TEST_F(OverlayTest, LookupAndReaddirMergeLayers) {
   EXPECT_ERRNO(ov->listing(node("a")), ENOTDIR);
   EXPECT_TRUE(ov->has_upper());
   EXPECT_EQ(ov->layer_count(), 3u);
+}
+
+// Readdir offsets are name cookies: ordered, above "." and "..", the same for a name in every listing, so a
+// reader continuing after a change neither skips nor repeats the names it had not seen.
+TEST_F(OverlayTest, ListingCookiesAreStableAcrossChanges) {
+  l1.file("a").file("b").file("c");
+  l2.file("d");
+  mount();
+  auto before = ov->listing(root());
+  ASSERT_OK(before);
+  ASSERT_OK(ov->mkdir(root(), "e", 0755, kRoot));
+  auto after = ov->listing(root());
+  ASSERT_OK(after);
+  ASSERT_EQ((*after)->entries.size(), 5u) << "a change takes a new listing";
+  std::map<std::string, uint64_t> was;
+  for (auto& e : (*before)->entries) was[e.name] = e.cookie;
+  uint64_t prev = 2;
+  for (auto& e : (*after)->entries) {
+    EXPECT_GT(e.cookie, prev) << e.name;
+    prev = e.cookie;
+    if (e.name != "e") {
+      EXPECT_EQ(e.cookie, was.at(e.name)) << e.name;
+    }
+  }
 }
 
 TEST_F(OverlayTest, LowerWhiteoutsAndOpaqueDirsAreHonoured) {
