@@ -4,11 +4,17 @@
 // on its own (raw deflate, primed with the previous 32 KiB as dictionary, ended with a sync flush,
 // the last one with the final block), and the pieces, concatenated in order, form one deflate
 // stream inside one gzip member: header without name, mtime 0, OS 3; trailer CRC-32 and size.
-// A block whose first 64 KiB do not compress (random data, compressed files) is stored instead
-// (level 0): decided by the data alone. Any gzip reader reads it; the same input and level give the
-// same bytes on any machine. Memory: at most `threads` + 2 blocks in flight (a few MiB). Errors:
-// Status (ENOMEM, EIO from zlib, or the sink's). Thread-safety: feed/finish from one thread; the
-// workers are internal.
+// A block whose start does not compress (random data, compressed files; pgzip.cc says how that is
+// told) is stored instead (level 0): decided by the data alone. Any gzip reader reads it; the same
+// input and level give the same bytes on any machine. Each worker also takes its block's CRC-32
+// (combined in order). Threads: `threads` workers deflate; one emitter thread calls the sink, in
+// order, one call at a time, so hashing and writing the blob overlap reading and deflating. The
+// sink is called only from the emitter (never after finish() returns or the destructor ran);
+// whatever it touches, the feeding thread must leave alone until then. Memory: at most `threads` +
+// 2 blocks in flight (a few MiB); feed() waits for room. Errors: Status (ENOMEM, EIO from zlib,
+// EAGAIN if threads cannot start, or the sink's); after the first one nothing more reaches the sink
+// and feed()/finish() return it. Thread-safety: feed/finish from one thread. The destructor stops
+// and joins every thread, also mid-stream (a failed commit).
 #pragma once
 
 #include <cstddef>

@@ -3,6 +3,8 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "strata/store/layout.h"
@@ -10,6 +12,10 @@
 #include "strata/sys/store_io.h"
 
 namespace strata::store {
+
+namespace {
+constexpr size_t kGather = 4u << 20;
+}
 
 Result<BlobWriter> BlobWriter::begin(const Store& store) {
   BlobWriter w;
@@ -21,6 +27,10 @@ Result<BlobWriter> BlobWriter::begin(const Store& store) {
   w.name_ = std::move(name);
   w.fd_ = std::move(*fd);
   w.hash_ = std::make_unique<Sha256>();
+  w.buf_ = AlignedBuffer::make(kGather, sys::kDirectIoAlign);
+  if (!w.buf_.valid()) return make_error(ENOMEM, "create blob", "a write buffer");
+  // Refused (EINVAL) on filesystems without direct I/O: the page cache it is.
+  w.direct_ = sys::set_direct_io(w.fd_.get(), true).has_value();
   return w;
 }
 
@@ -31,6 +41,9 @@ BlobWriter::BlobWriter(BlobWriter&& o) noexcept
       hash_(std::move(o.hash_)),
       digest_(std::move(o.digest_)),
       size_(o.size_),
+      buf_(std::move(o.buf_)),
+      fill_(std::exchange(o.fill_, 0)),
+      direct_(o.direct_),
       failed_(o.failed_),
       finished_(o.finished_) {}
 
@@ -43,6 +56,9 @@ BlobWriter& BlobWriter::operator=(BlobWriter&& o) noexcept {
     hash_ = std::move(o.hash_);
     digest_ = std::move(o.digest_);
     size_ = o.size_;
+    buf_ = std::move(o.buf_);
+    fill_ = std::exchange(o.fill_, 0);
+    direct_ = o.direct_;
     failed_ = o.failed_;
     finished_ = o.finished_;
   }
@@ -66,12 +82,28 @@ Status BlobWriter::write(const void* data, size_t size) {
   if (failed_)
     return make_error(failed_, "write blob", "ingest/" + name_ + ": an earlier write failed");
   if (finished_ || !fd_.valid()) return make_error(EINVAL, "write blob", "the blob is finished");
-  if (auto w = sys::write_all(fd_.get(), data, size); !w) {
+  hash_->update(data, size);
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    size_t n = std::min(size, buf_.size() - fill_);
+    std::memcpy(buf_.data() + fill_, p, n);
+    fill_ += n;
+    size_ += n;
+    p += n;
+    size -= n;
+    if (fill_ == buf_.size()) STRATA_TRY(flush());
+  }
+  return {};
+}
+
+Status BlobWriter::flush() {
+  if (fill_ == 0) return {};
+  off_t at = static_cast<off_t>(size_ - fill_);
+  if (auto w = sys::pwrite_maybe_direct(fd_.get(), buf_.data(), fill_, at, &direct_); !w) {
     failed_ = w.error().err ? w.error().err : EIO;
     return make_error(failed_, "write blob", "ingest/" + name_);
   }
-  hash_->update(data, size);
-  size_ += size;
+  fill_ = 0;
   return {};
 }
 
@@ -80,6 +112,7 @@ Result<Digest> BlobWriter::finish() {
     return make_error(failed_, "finish blob", "ingest/" + name_ + ": an earlier write failed");
   if (finished_) return digest_;
   if (!fd_.valid()) return make_error(EINVAL, "finish blob", "discarded");
+  STRATA_TRY(flush());
   if (auto s = sys::fsync_fd(fd_.get(), true); !s) {
     failed_ = s.error().err ? s.error().err : EIO;
     return make_error(failed_, "fsync blob", "ingest/" + name_);

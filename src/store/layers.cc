@@ -24,6 +24,7 @@ LayerTemp& LayerTemp::operator=(LayerTemp&& o) noexcept {
     o.name_.clear();
     dir_ = std::move(o.dir_);
     diff_ = std::move(o.diff_);
+    contents_synced_ = o.contents_synced_;
   }
   return *this;
 }
@@ -113,8 +114,13 @@ Status Store::commit_layer(LayerTemp&& tmp, const LayerMeta& meta) const {
       detail::write_file_atomic(tmp.dir_.get(), detail::kLayerMetaFile, j.dump(2) + "\n", 0644));
   // The unpacker wrote thousands of files without fsync; one syncfs makes the whole tree durable
   // before the rename publishes it (cheaper than an fsync per file, and this is the only point that
-  // needs it).
-  STRATA_TRY(sys::sync_filesystem(tmp.dir_.get()));
+  // needs it). A writer that synced what it wrote leaves only diff/ and the temporary's entries.
+  // (write_file_atomic fsynced the temporary itself, diff/'s entry included.)
+  if (tmp.contents_synced_) {
+    STRATA_TRY(detail::fsync_dir(tmp.diff_.get()));
+  } else {
+    STRATA_TRY(sys::sync_filesystem(tmp.dir_.get()));
+  }
   int layersfd = dirs_->layers.get();
   const std::string& hex = tmp.diff_id_.hex;
   auto r = sys::rename_at(layersfd, tmp.name_.c_str(), layersfd, hex.c_str(), RENAME_NOREPLACE);

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "strata/sys/store_io.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 
 namespace strata::sys {
 
@@ -42,6 +44,58 @@ Status flock_fd(int fd, int op) {
 
 Status sync_filesystem(int fd) {
   if (::syncfs(fd) < 0) return errno_error("syncfs");
+  return {};
+}
+
+Status set_direct_io(int fd, bool on) {
+  int fl = ::fcntl(fd, F_GETFL);
+  if (fl < 0) return errno_error("fcntl F_GETFL");
+  int want = on ? (fl | O_DIRECT) : (fl & ~O_DIRECT);
+  if (want != fl && ::fcntl(fd, F_SETFL, want) < 0) return errno_error("fcntl O_DIRECT");
+  return {};
+}
+
+Status pwrite_maybe_direct(int fd, const void* buf, size_t size, off_t offset, bool* direct) {
+  constexpr uintptr_t kMask = kDirectIoAlign - 1;
+  bool aligned = (reinterpret_cast<uintptr_t>(buf) & kMask) == 0 && (size & kMask) == 0 &&
+                 (static_cast<uintptr_t>(offset) & kMask) == 0;
+  if (*direct && aligned) {
+    const char* p = static_cast<const char*>(buf);
+    size_t done = 0;
+    while (done < size) {
+      ssize_t n = ::pwrite(fd, p + done, size - done, offset + static_cast<off_t>(done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno != EINVAL) return errno_error("pwrite");
+      if (n < 0 || (static_cast<size_t>(n) & kMask) != 0) {
+        // Refused (an alignment this device wants beyond ours), or a short write that leaves the
+        // rest unaligned: the page cache takes the rest.
+        if (n > 0) done += static_cast<size_t>(n);
+        break;
+      }
+      if (n == 0) return make_error(EFBIG, "pwrite");
+      done += static_cast<size_t>(n);
+    }
+    if (done == size) return {};
+    buf = p + done;
+    size -= done;
+    offset += static_cast<off_t>(done);
+  }
+  if (*direct) {
+    STRATA_TRY(set_direct_io(fd, false));
+    *direct = false;
+  }
+  const char* p = static_cast<const char*>(buf);
+  while (size > 0) {
+    ssize_t n = ::pwrite(fd, p, size, offset);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno_error("pwrite");
+    }
+    if (n == 0) return make_error(EFBIG, "pwrite");
+    p += n;
+    size -= static_cast<size_t>(n);
+    offset += n;
+  }
   return {};
 }
 

@@ -7,6 +7,8 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include <atomic>
+#include <memory>
 #include <random>
 #include <string>
 
@@ -126,6 +128,46 @@ TEST(Compress, SinkErrorStops) {
   auto r = comp->feed(in.data(), in.size());
   if (r) r = comp->finish();
   EXPECT_ERRNO(r, ENOSPC);
+}
+
+TEST(Compress, SinkFailingMidwayStopsTheThreads) {
+  // The sink (on the emitter thread) fails on its 4th call: feed() or finish() reports it, nothing
+  // reaches the sink afterwards, and the workers are stopped and joined (no hang, no late call).
+  std::atomic<int> calls{0};
+  auto comp = Compressor::make(Compression::kGzip, Compressor::kDefaultLevel,
+                               [&](const void*, size_t) -> Status {
+                                 if (++calls == 4) return strata::make_error(EIO, "write", "bad");
+                                 return {};
+                               });
+  ASSERT_OK(comp);
+  std::string in = mixed(12u << 20);
+  Status r;
+  for (size_t i = 0; r && i < in.size(); i += 100000)
+    r = comp->feed(in.data() + i, std::min<size_t>(100000, in.size() - i));
+  if (r) r = comp->finish();
+  EXPECT_ERRNO(r, EIO);
+  EXPECT_EQ(calls.load(), 4);
+  EXPECT_FALSE(comp->feed("x", 1).has_value());  // spent
+}
+
+TEST(Compress, AbandonedMidStreamJoinsItsThreads) {
+  // A commit that fails elsewhere destroys the compressor between feeds: it must not call the sink
+  // afterwards (its target is gone) nor hang.
+  auto alive = std::make_shared<std::atomic<bool>>(true);
+  std::atomic<int> late{0};
+  {
+    auto comp = Compressor::make(Compression::kGzip, Compressor::kDefaultLevel,
+                                 [&, alive](const void*, size_t) -> Status {
+                                   if (!*alive) ++late;
+                                   return {};
+                                 });
+    ASSERT_OK(comp);
+    std::string in = mixed(6u << 20);
+    ASSERT_OK(comp->feed(in.data(), in.size()));
+    Compressor gone = std::move(*comp);
+  }
+  *alive = false;
+  EXPECT_EQ(late.load(), 0);
 }
 
 TEST(Compress, ZstdAndNone) {

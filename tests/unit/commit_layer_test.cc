@@ -353,6 +353,36 @@ TEST_F(CommitLayerTest, LayersCopyEqualsUnpackingTheBlob) {
   EXPECT_EQ(ls(tmp.path() + "/store/layers"), std::vector<std::string>{l.diff_id.hex});
 }
 
+TEST_F(CommitLayerTest, BigFilesAndManyFilesCopyExactly) {
+  // The layers/ copy of big files goes through the copy thread with direct I/O (aligned pieces, an
+  // unaligned tail through the page cache); a layer of few entries is fsynced entry by entry, one
+  // of many by syncfs. Either way the copy equals unpacking the blob, and the tar has the bytes.
+  for (int many : {0, 1}) {
+    Tree t(tmp.sub(many ? "upper-many" : "upper-big"));
+    std::string big((3u << 20) + 777, '\0');
+    uint32_t x = 99;
+    for (auto& c : big) c = static_cast<char>((x = x * 1103515245u + 12345u) >> 24);
+    t.file("big/odd", big).file("big/mib", big.substr(0, 1u << 20));
+    t.file("big/just-over", big.substr(5, (256u << 10) + 1))
+        .file("big/text", std::string(2u << 20, 't'));
+    if (many)
+      for (int i = 0; i < 300; ++i)
+        t.file("many/d" + std::to_string(i % 7) + "/f" + std::to_string(i), "x");
+    BuiltLayer l;
+    std::string blob = commit(t.root(), &l);
+    std::string un = tmp.sub(many ? "unpacked-many" : "unpacked-big");
+    auto src = strata::sys::open_path(blob.c_str(), O_RDONLY);
+    auto dst = strata::sys::open_path(un.c_str(), O_RDONLY | O_DIRECTORY);
+    ASSERT_OK(src);
+    ASSERT_OK(dst);
+    ASSERT_OK(strata::archive::unpack_layer(src->get(), dst->get(), {}));
+    EXPECT_EQ(dump(store->layer_diff_path(l.diff_id)), dump(un));
+    EXPECT_EQ(strata::testing::read_file(un + "/big/odd"), big);
+    EXPECT_EQ(strata::testing::read_file(store->layer_diff_path(l.diff_id) + "/big/odd"), big);
+  }
+  EXPECT_TRUE(ls(tmp.path() + "/store/ingest").empty());
+}
+
 TEST_F(CommitLayerTest, TreeModeTakesEverythingLiterally) {
   Tree t(tmp.sub("merged"));
   t.file(".wh.not-special-here", "1").file("a", "2").xattr("a", "user.overlay.x", "kept");
@@ -380,6 +410,38 @@ TEST_F(CommitLayerTest, FullDiskLeavesNoTemporary) {
     LayerOptions o;
     o.compression = Compression::kNone;
     auto l = build_layer(*store, fd->get(), o);
+    if (l.has_value()) _exit(11);
+    if (l.error().err != EFBIG) _exit(12);
+    _exit(0);
+  }
+  int st = 0;
+  ASSERT_EQ(waitpid(pid, &st, 0), pid);
+  ASSERT_TRUE(WIFEXITED(st));
+  EXPECT_EQ(WEXITSTATUS(st), 0);
+  EXPECT_TRUE(ls(tmp.path() + "/store/ingest").empty());
+  EXPECT_TRUE(ls(tmp.path() + "/store/layers").empty());
+  EXPECT_TRUE(ls(tmp.path() + "/store/oci/blobs/sha256").empty());
+}
+
+TEST_F(CommitLayerTest, BlobFailingOnTheWriterThreadLeavesNoTemporary) {
+  // gzip writes the blob from its emitter thread: a blob that cannot grow (RLIMIT_FSIZE standing in
+  // for a full disk) fails there, mid-stream, while each layers/ file still fits. The build fails
+  // with that error and removes every temporary.
+  Tree t(tmp.sub("upper"));
+  std::string rnd(900u << 10, '\0');
+  uint32_t x = 12345;
+  for (auto& c : rnd) c = static_cast<char>((x = x * 1103515245u + 12345u) >> 24);
+  for (int i = 0; i < 4; ++i) t.file("r" + std::to_string(i), rnd.substr(i) + rnd.substr(0, i));
+  std::string root = t.root();
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl = {1u << 20, 1u << 20};
+    setrlimit(RLIMIT_FSIZE, &rl);
+    auto fd = strata::sys::open_path(root.c_str(), O_RDONLY | O_DIRECTORY);
+    if (!fd) _exit(10);
+    auto l = build_layer(*store, fd->get(), LayerOptions{});
     if (l.has_value()) _exit(11);
     if (l.error().err != EFBIG) _exit(12);
     _exit(0);

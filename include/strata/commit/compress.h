@@ -8,7 +8,9 @@
 // or the moment. Levels: kDefaultLevel picks gzip 6 (what docker and containerd use) and zstd 3.
 // Lifecycle: make(), feed() any number of times, finish() once; after finish() or an error the
 // compressor is spent. Errors: Status (ENOMEM, EIO for a library failure) or whatever the sink
-// returns, passed through. Thread-safety: one compressor, one thread.
+// returns, passed through. Thread-safety: one compressor, one thread. For gzip the sink runs on an
+// internal thread (one call at a time, in order, none after finish() returns or the compressor is
+// destroyed); for zstd and none on the caller's.
 #pragma once
 
 #include <cstddef>

@@ -17,9 +17,16 @@
 // owners, gzip header without name or time).
 // Empty: in kUpper mode a tree with no entries below its root is `empty` (no blob, no layer);
 // in kTree mode (squash) an empty tree is still a layer.
+// Pipeline: the calling thread walks, reads each upper file once into a buffer and from it feeds
+// the tar (hashed there: diff_id) and hands the buffer to a copy thread that writes the layers/
+// copy (direct I/O for big files; fsync of each file when the layer has at most 256 entries, so
+// that commit_layer needs no syncfs). gzip deflates on worker threads and an emitter thread hashes
+// and writes the blob (compress.h). Queues between them are bounded: memory stays a few MiB per
+// thread, whatever the file sizes. Why not copy_file_range/reflink for the copy: layer.cc.
 // Errors: Result naming the path or the store object; on error every temporary is removed (the
-// BlobWriter and LayerTemp destructors), so a failed build (disk full included) leaves nothing.
-// Thread-safety: reentrant; the build runs on the calling thread.
+// BlobWriter and LayerTemp destructors), so a failed build (disk full included) leaves nothing; an
+// error on any of the threads fails the build the same way, after they are all stopped.
+// Thread-safety: reentrant; the threads are internal and joined before build_layer returns.
 #pragma once
 
 #include <cstdint>

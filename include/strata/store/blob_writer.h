@@ -15,6 +15,10 @@
 // carries the dead writer's pid and Store::cleanup_stale() removes it. Publishing an unreferenced
 // blob races with gc: hold the StoreLock from publish() until something references it.
 //
+// Writing: bytes are gathered in a 4 MiB buffer and written in big pieces with direct I/O where the
+// filesystem allows (sys/store_io.h: the blob is not read back by this process, so it is not copied
+// into the page cache; the tail goes through it). So a write error (ENOSPC, EFBIG) may surface at a
+// later write() or at finish() rather than at the write() whose bytes failed.
 // Errors: Result/Status with errno naming the blob or the temporary; a failed write() or finish()
 // makes the writer unusable (later calls fail with the same errno). Nothing is thrown or logged.
 // Thread-safety: one thread per BlobWriter; several writers (threads or processes) may write the
@@ -25,6 +29,7 @@
 #include <memory>
 #include <string>
 
+#include "strata/base/aligned_buffer.h"
 #include "strata/base/result.h"
 #include "strata/base/unique_fd.h"
 #include "strata/store/digest.h"
@@ -56,13 +61,17 @@ class BlobWriter {
 
  private:
   BlobWriter() = default;
+  Status flush();  // the gathered bytes to the file
   std::shared_ptr<const detail::Dirs> dirs_;
   std::string name_;
   UniqueFd fd_;
   std::unique_ptr<Sha256> hash_;
   Digest digest_;
-  uint64_t size_ = 0;
-  int failed_ = 0;  // errno of the first failure
+  uint64_t size_ = 0;  // bytes accepted by write()
+  AlignedBuffer buf_;  // gathered, not yet in the file: the last fill_ bytes of size_
+  size_t fill_ = 0;
+  bool direct_ = false;  // fd_ has O_DIRECT
+  int failed_ = 0;       // errno of the first failure
   bool finished_ = false;
 };
 

@@ -8,7 +8,9 @@
 //                                to unpack into (diff_fd()); invisible to readers.
 //   begin_layer()             -> the same, named .tmp-new-<pid>-<n>, for a layer whose diff_id is
 //                                known only after it is written: commit_layer takes meta.diff_id.
-//   commit_layer(tmp, meta)   -> writes meta.json, syncs the filesystem, renames the temporary to
+//   commit_layer(tmp, meta)   -> writes meta.json, syncs the filesystem (or, after
+//                                set_contents_synced(), fsyncs only meta.json, diff/ and the
+//                                temporary), renames the temporary to
 //                                layers/<hex> (never replacing: if a concurrent pull got there
 //                                first, the temporary is discarded and the commit succeeds), fsyncs
 //                                layers/.
@@ -61,6 +63,11 @@ class LayerTemp {
   int diff_fd() const { return diff_.get(); }
   // Absolute path of diff/ (for tools that need a path).
   std::string diff_path() const;
+  // The writer has made everything below diff/ durable itself (an fsync of each file and directory
+  // it made there, as strata commit does for a change of a few files): commit_layer then skips the
+  // syncfs, which would also write out every other dirty file of the filesystem (the container's
+  // just-written upper among them) and can cost more than the whole layer.
+  void set_contents_synced() { contents_synced_ = true; }
 
  private:
   friend class Store;
@@ -70,6 +77,7 @@ class LayerTemp {
   std::string name_;
   UniqueFd dir_;
   UniqueFd diff_;
+  bool contents_synced_ = false;
 };
 
 }  // namespace strata::store
