@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "strata/archive/layer_writer.h"
+#include "strata/archive/utf8_locale.h"
 #include "strata/sys/fs.h"
 #include "strata/sys/fs_extra.h"
 
@@ -25,29 +26,6 @@ namespace {
 
 constexpr size_t kReadBlock = 128 * 1024;
 constexpr int64_t kMaxId = 0xfffffffeLL;  // (uid_t)-1 means "leave unchanged" to chown
-
-// libarchive converts PAX names (UTF-8 by definition) to the current locale's charset; in the C
-// locale every non-ASCII name costs a warning (its bytes are kept). With C.UTF-8 the conversion is
-// the identity. uselocale is per thread, so only the unpacking thread sees it, and only for this
-// call.
-class Utf8Locale {
- public:
-  Utf8Locale() {
-    loc_ = ::newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(0));
-    if (loc_) old_ = ::uselocale(loc_);
-  }
-  ~Utf8Locale() {
-    if (!loc_) return;
-    ::uselocale(old_);
-    ::freelocale(loc_);
-  }
-  Utf8Locale(const Utf8Locale&) = delete;
-  Utf8Locale& operator=(const Utf8Locale&) = delete;
-
- private:
-  locale_t loc_ = static_cast<locale_t>(0);
-  locale_t old_ = static_cast<locale_t>(0);
-};
 
 struct ArchiveFree {
   // Freeing closes the stream: nothing is left to report by then.

@@ -9,36 +9,12 @@
 #include <string>
 
 #include "strata/archive/entry_path.h"
+#include "strata/archive/utf8_locale.h"
 
 namespace strata::commit::detail {
-namespace {
-
-// PAX names are UTF-8; in the C locale libarchive would mark every non-ASCII name with
-// hdrcharset=BINARY. With C.UTF-8 valid UTF-8 names pass through as they are (same reason as in
-// archive/unpack.cc).
-class Utf8Locale {
- public:
-  Utf8Locale() {
-    loc_ = ::newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(0));
-    if (loc_) old_ = ::uselocale(loc_);
-  }
-  ~Utf8Locale() {
-    if (!loc_) return;
-    ::uselocale(old_);
-    ::freelocale(loc_);
-  }
-  Utf8Locale(const Utf8Locale&) = delete;
-  Utf8Locale& operator=(const Utf8Locale&) = delete;
-
- private:
-  locale_t loc_ = static_cast<locale_t>(0);
-  locale_t old_ = static_cast<locale_t>(0);
-};
-
-}  // namespace
 
 struct TarWriter::Impl {
-  Utf8Locale utf8;
+  archive::Utf8Locale utf8;
   struct archive* a = nullptr;
   struct archive_entry* ae = nullptr;
   ByteSink out;
