@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstdint>
 
+#include "strata/sys/fs_extra.h"
+
 namespace strata::sys {
 
 Result<size_t> pread_some(int fd, void* buf, size_t size, off_t offset) {
@@ -84,19 +86,7 @@ Status pwrite_maybe_direct(int fd, const void* buf, size_t size, off_t offset, b
     STRATA_TRY(set_direct_io(fd, false));
     *direct = false;
   }
-  const char* p = static_cast<const char*>(buf);
-  while (size > 0) {
-    ssize_t n = ::pwrite(fd, p, size, offset);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno_error("pwrite");
-    }
-    if (n == 0) return make_error(EFBIG, "pwrite");
-    p += n;
-    size -= static_cast<size_t>(n);
-    offset += n;
-  }
-  return {};
+  return pwrite_all(fd, buf, size, offset);
 }
 
 bool process_exists(pid_t pid) {
