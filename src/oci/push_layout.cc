@@ -54,7 +54,7 @@ class LayoutDestination : public Destination {
  public:
   explicit LayoutDestination(std::string dir) : dir_(std::move(dir)) {}
 
-  Status open() {
+  Status prepare() {
     std::error_code ec;
     std::filesystem::create_directories(dir_, ec);
     if (ec) return make_error(ec.value(), "create layout", dir_);
@@ -168,7 +168,7 @@ class LayoutDestination : public Destination {
 
 Result<std::unique_ptr<Destination>> open_layout_destination(const std::string& dir) {
   auto d = std::make_unique<LayoutDestination>(dir);
-  STRATA_TRY(d->open());
+  STRATA_TRY(d->prepare());
   return std::unique_ptr<Destination>(std::move(d));
 }
 
