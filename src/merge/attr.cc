@@ -93,7 +93,7 @@ Status Overlay::fsyncdir(Node* n, bool datasync) {
   return sys::fsync_fd(rd->get(), datasync);
 }
 
-bool Overlay::userxattr() const { return opaque_xattr_ == wo::kUserOpaque; }
+bool Overlay::userxattr() const { return userxattr_; }
 
 Result<size_t> Overlay::getxattr(Node* n, const std::string& name, char* buf, size_t size) {
   auto real = layer_name(name, userxattr());

@@ -131,12 +131,14 @@ Result<std::unique_ptr<Overlay>> Overlay::open(const OverlayOptions& opts) {
     // any user. Ask the upper's filesystem rather than guess from the euid.
     if (!sys::set_xattr(ov->work_.get(), "", "trusted.strata.probe", "1", 0)) {
       ov->opaque_xattr_ = whiteout::kUserOpaque;
+      ov->userxattr_ = true;
       ov->nlink_xattr_ = "user.strata.nlink";
     } else {
       (void)sys::remove_xattr(ov->work_.get(), "", "trusted.strata.probe");  // harmless if left: hidden, private
     }
   } else if (geteuid() != 0 || !sys::in_initial_userns()) {
     ov->opaque_xattr_ = whiteout::kUserOpaque;  // read-only: decides which overlay.* names the view hides
+    ov->userxattr_ = true;
   }
   ov->ids_ = opts.ids;
   if (opts.xattr_permissions == 1) ov->override_xattr_ = kOverrideStatPrivileged;

@@ -274,6 +274,9 @@ class Overlay {
   gid_t egid_ = getegid();
   std::mutex whiteout_mu_;  // replacing the shared whiteout when it reaches the link limit
   const char* opaque_xattr_ = "trusted.overlay.opaque";  // user.overlay.opaque when unprivileged
+  // Set with opaque_xattr_. A flag, not a comparison of the pointer with whiteout::kUserOpaque: each
+  // translation unit may fold that constant to its own copy of the literal (ASan builds do not merge them).
+  bool userxattr_ = false;
   IdMap ids_;
   const char* override_xattr_ = nullptr;  // xattr_permissions: the override_stat name, else null
   NodeTable table_;
