@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "strata/archive/unpack.h"
+#include "strata/base/workers.h"
 #include "strata/oci/decompress.h"
 #include "strata/store/ingest.h"
 
@@ -384,14 +385,7 @@ Result<PullResult> pull(const store::Store& store, Source& source, const PullOpt
       event(LayerEvent::kDone, i, *bytes);
     }
   };
-  size_t workers = std::min<size_t>(static_cast<size_t>(std::max(options.jobs, 1)), todo.size());
-  if (workers <= 1) {
-    work();
-  } else {
-    std::vector<std::thread> pool;
-    for (size_t w = 0; w < workers; ++w) pool.emplace_back(work);
-    for (auto& t : pool) t.join();
-  }
+  run_workers(options.jobs, todo.size(), work);
   if (first_error) return *first_error;
   if (cancel) return make_error(ECANCELED, "pull", "cancelled");
   res.layers_pulled = static_cast<int>(todo.size());

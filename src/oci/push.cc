@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "strata/base/workers.h"
 #include "strata/oci/registry_client.h"
 #include "strata/sys/store_io.h"
 
@@ -226,14 +227,7 @@ Result<PushResult> push(const store::Store& store, const Descriptor& top, Destin
       }
     }
   };
-  size_t workers = std::min<size_t>(static_cast<size_t>(std::max(options.jobs, 1)), blobs.size());
-  if (workers <= 1) {
-    work();
-  } else {
-    std::vector<std::thread> pool;
-    for (size_t w = 0; w < workers; ++w) pool.emplace_back(work);
-    for (auto& t : pool) t.join();
-  }
+  run_workers(options.jobs, blobs.size(), work);
   if (first_error) return *first_error;
   res.blobs_pushed = pushed.load();
   res.blobs_existing = existing.load();
