@@ -14,6 +14,7 @@ missing, or not root (the test creates its unprivileged user); 1 instead when ST
 import argparse
 import os
 import pwd
+import secrets
 import shutil
 import subprocess
 import sys
@@ -132,6 +133,20 @@ class PodmanMixin:
         self.assertNotIn("gone", out)
 
 
+def image_safe_tmpdir(parent=None):
+    """A fresh private directory whose path is a valid image reference: podman names an image pulled from
+    `oci:PATH:t` after PATH, and mkdtemp's random part may hold `_` runs the reference grammar refuses
+    ("strata-podman-_g7s..." failed a CI run)."""
+    parent = parent or tempfile.gettempdir()
+    while True:
+        path = os.path.join(parent, "strata-podman-" + secrets.token_hex(6))
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            continue
+
+
 def podman_cmd(daemon, root, runroot, conf):
     return ["podman", "--root", root, "--runroot", runroot, "--storage-driver", "overlay",
             "--storage-opt", "overlay.mount_program=" + daemon], dict(os.environ, CONTAINERS_CONF=conf)
@@ -139,7 +154,7 @@ def podman_cmd(daemon, root, runroot, conf):
 
 class PodmanRootTest(PodmanMixin, unittest.TestCase):
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="strata-podman-")
+        self.tmp = image_safe_tmpdir()
         self.layout = os.path.join(self.tmp, "img")
         build_image(self.layout)
         conf = os.path.join(self.tmp, "containers.conf")
@@ -164,7 +179,7 @@ class PodmanRootlessTest(PodmanMixin, unittest.TestCase):
     def setUp(self):
         ensure_user()
         home = pwd.getpwnam(USER).pw_dir
-        self.tmp = tempfile.mkdtemp(prefix="strata-podman-", dir=home)
+        self.tmp = image_safe_tmpdir(home)
         self.layout = os.path.join(self.tmp, "img")
         build_image(self.layout)
         conf = os.path.join(self.tmp, "containers.conf")
