@@ -3,14 +3,17 @@
 
 Usage (as root):
   python3 bench/run.py --stratafs PATH [--fuse-overlayfs PATH] [--runs N] [--quick]
-                       [--only WORKLOAD,...] [--tmpdir DIR] [--markdown OUT.md]
-                       [--json OUT.json] [--keep-layers] [--timeout SECONDS]
+                       [--only WORKLOAD,...] [--tmpdir DIR] [--fs image|dir]
+                       [--markdown OUT.md] [--json OUT.json] [--keep-layers]
+                       [--timeout SECONDS]
 
 Builds three lower layers once, then for every run and every workload mounts each
 implementation over the same lowers with a fresh upper/work (one mount per workload per
 implementation), runs the workload interleaved across the implementations (order rotated
 every run) and reports the median time of each workload per implementation, plus the
 time ratios stratafs/kernel and stratafs/fuse-overlayfs (< 1: stratafs is faster).
+By default (--fs image) everything the benchmark writes lives on a fresh journaled ext4
+made in a sparse image file in --tmpdir and attached to a loop device (direct I/O).
 
 Only the standard library is used; per-file loops run in a small C helper (helper.c, built
 here with cc) that times its own loop. Shell tools (find, tar, rm) are timed with
@@ -19,6 +22,8 @@ time.perf_counter around the command. See bench/README.md.
 
 import argparse
 import datetime
+import fcntl
+import glob
 import io
 import json
 import os
@@ -41,10 +46,12 @@ PROFILES = {
     # ~20x smaller: a smoke run of every workload in well under a minute
     "quick": dict(tree_files=1000, tree_top=4, tree_sub=5, bigdir=500, big_mib=64,
                   untar_files=1000, untar_dirs=10, csu=500, rand_reads=1000,
-                  walk_files=5000, walk_top=5, walk_sub=10),
+                  walk_files=5000, walk_top=5, walk_sub=10,
+                  image_gib=4, need_gib=0.5),
     "full": dict(tree_files=20000, tree_top=20, tree_sub=15, bigdir=10000, big_mib=1024,
                  untar_files=20000, untar_dirs=200, csu=10000, rand_reads=20000,
-                 walk_files=100000, walk_top=10, walk_sub=100),
+                 walk_files=100000, walk_top=10, walk_sub=100,
+                 image_gib=16, need_gib=4),
 }
 
 KERNEL, FUSEOVL, STRATA = "kernel", "fuse-overlayfs", "stratafs"
@@ -299,7 +306,10 @@ def cached_build(root, name, P, fn):
             st = json.load(f)
         if st["key"] == key:
             log(f"  {name}: reusing {final}")
-            return st["info"]
+            # the paths in info name the directory the cache had when it was built: in a
+            # reused --fs image it is mounted on a new directory every time
+            return json.loads(json.dumps(st["info"]).replace(
+                json.dumps(st.get("dir", final))[1:-1], json.dumps(final)[1:-1]))
     except (OSError, ValueError, KeyError):
         pass
     if os.path.exists(final):
@@ -310,9 +320,9 @@ def cached_build(root, name, P, fn):
     os.makedirs(tmp)
     t0 = time.perf_counter()
     info = fn(tmp, P)
-    info = json.loads(json.dumps(info).replace(tmp, final))
+    info = json.loads(json.dumps(info).replace(json.dumps(tmp)[1:-1], json.dumps(final)[1:-1]))
     with open(os.path.join(tmp, "stamp.json"), "w") as f:
-        json.dump(dict(key=key, info=info), f)
+        json.dump(dict(key=key, dir=final, info=info), f)
     os.rename(tmp, final)
     log(f"  {name}: built in {time.perf_counter() - t0:.1f} s")
     return info
@@ -515,6 +525,184 @@ def rm_rf(*paths):
         subprocess.run(["rm", "-rf", "--one-file-system", *paths], check=False)
 
 
+# ----------------------------------------------------------------------------- data filesystem
+
+def fs_of(path):
+    """(mountpoint, 'major:minor', fstype) of the filesystem holding path."""
+    best = None
+    for mp, dev, t in mountinfo():
+        if (path.rstrip("/") + "/").startswith(mp.rstrip("/") + "/") and \
+                (best is None or len(mp) >= len(best[0])):
+            best = (mp, dev, t)
+    return best
+
+
+def blockdev_name(majmin):
+    """'vda', 'loop3', 'dm-0'... for 'major:minor', or None."""
+    p = f"/sys/dev/block/{majmin}"
+    return os.path.basename(os.path.realpath(p)) if os.path.exists(p) else None
+
+
+def ext4_journaled(majmin):
+    """True/False for an ext3/ext4 on block device majmin (jbd2 lists journaled ones)."""
+    name = blockdev_name(majmin)
+    if not name:
+        return None
+    return bool(glob.glob(f"/proc/fs/jbd2/{glob.escape(name)}-*"))
+
+
+def describe_fs(path):
+    """'ext4, no journal', 'ext4, journaled', 'xfs'... for the filesystem holding path."""
+    ent = fs_of(path)
+    if not ent:
+        return "?"
+    _, dev, t = ent
+    if t in ("ext3", "ext4"):
+        j = ext4_journaled(dev)
+        if j is not None:
+            return f"{t}, {'journaled' if j else 'no journal'}"
+    return t
+
+
+class ImageFS:
+    """A journaled ext4 in a sparse image file, attached to a loop device with direct I/O
+    (the backing file's page cache would cache everything a second time) and mounted.
+
+    Why not the directory itself: on ext4 without a journal (the root filesystem of the
+    VMs this was written on) inode allocation skips inodes deleted in the last seconds
+    (ext4 find_inode_bit -> recently_deleted, only without a journal), so 10,000 creates
+    right after another implementation's 10,000 unlinks scan past them: create times
+    depended on the order of the implementations.
+
+    keep: the image is kept (and reused: it is only made anew when missing, of another
+    size or unmountable); otherwise it is deleted by close(). An flock on the image keeps
+    two invocations from mounting it at once.
+    """
+
+    def __init__(self, image, mnt, size_gib, keep):
+        self.image, self.mnt, self.size_gib, self.keep = image, mnt, size_gib, keep
+        self.dev = None
+        self.fd = None
+        self.owned = False  # set once no one else uses the image: close() may detach it
+        self.fresh = True
+        self.dio = False
+        self.journaled = None
+        self.making = False  # truncated or mkfs started: not a usable image until complete
+        self.complete = False
+
+    def _where(self):
+        return f"--fs image ({self.image} on a loop device)"
+
+    def setup(self):
+        try:
+            for tool in ("losetup", "mkfs.ext4", "mount", "umount"):
+                if not shutil.which(tool):
+                    raise BenchError(f"{tool} not found in PATH")
+            existed = os.path.exists(self.image)
+            self.fd = os.open(self.image, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise BenchError(f"{self.image} is in use by another run.py")
+            users = run_checked(["losetup", "-j", self.image]).strip()
+            if users:
+                raise BenchError(f"{self.image} is still attached to a loop device (a run "
+                                 f"that was killed?): {users}; unmount it and `losetup -d` it")
+            self.owned = True
+            size = self.size_gib << 30
+            if not existed or os.fstat(self.fd).st_size != size:
+                if existed:
+                    log(f"{self.image}: not {self.size_gib} GiB, making it anew")
+                self.making = True
+                os.ftruncate(self.fd, 0)
+                os.ftruncate(self.fd, size)  # sparse
+                existed = False
+            self.dev = run_checked(["losetup", "--direct-io=on", "--find", "--show",
+                                    self.image]).strip()
+            name = os.path.basename(self.dev)
+            try:
+                with open(f"/sys/block/{name}/loop/dio") as f:
+                    self.dio = f.read().strip() == "1"
+            except OSError:
+                self.dio = False
+            if not self.dio:
+                log(f"warning: {self.dev}: direct I/O is off (the backing filesystem refused "
+                    "it?); the image's data is cached twice")
+            os.makedirs(self.mnt, exist_ok=True)
+            self.fresh = not existed
+            if existed:
+                r = subprocess.run(["mount", "-t", "ext4", self.dev, self.mnt],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                if r.returncode != 0:
+                    log(f"{self.image}: cannot mount it ({r.stdout.strip()}), making it anew")
+                    self.fresh = True
+            if self.fresh:
+                # -j: a journal whatever mke2fs.conf says; inode tables and journal zeroed
+                # now (cheap on a loop device) so that no ext4lazyinit thread writes in the
+                # background during the measurements
+                self.making = True
+                run_checked(["mkfs.ext4", "-q", "-F", "-j", "-E",
+                             "lazy_itable_init=0,lazy_journal_init=0", self.dev], timeout=600)
+                run_checked(["mount", "-t", "ext4", self.dev, self.mnt])
+            ent = mount_entry(self.mnt)
+            if not ent or ent[1] != "ext4":
+                raise BenchError(f"{self.mnt}: not mounted after mount {self.dev}")
+            self.journaled = ext4_journaled(ent[0])
+            if self.journaled is False:
+                raise BenchError(f"{self.dev}: mkfs.ext4 -j made an ext4 without a journal")
+            self.complete = True
+        except (BenchError, OSError, subprocess.TimeoutExpired) as e:
+            raise BenchError(f"cannot set up {self._where()}: {e}; `--fs dir` puts the data "
+                             "straight into --tmpdir instead") from None
+
+    def describe(self, tmpdir):
+        how = "fresh" if self.fresh else "reused (--keep-layers)"
+        dio = "direct I/O" if self.dio else "buffered I/O: direct I/O refused"
+        return (f"{how} journaled ext4 in a {self.size_gib} GiB sparse image on a loop device "
+                f"({dio}) in {tmpdir} ({describe_fs(tmpdir)}); --fs image")
+
+    def close(self):
+        """Unmount, detach and (unless kept) delete; also after a partial setup."""
+        if self.owned:
+            for i in range(10):
+                if not mount_entry(self.mnt):
+                    break
+                r = subprocess.run(["umount", self.mnt], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True)
+                if r.returncode == 0:
+                    break
+                time.sleep(0.2 * (i + 1))
+            else:
+                # something below it is still busy: detach the tree; the loop device goes
+                # away (autoclear) when the filesystem is finally released
+                log(f"warning: umount {self.mnt} failed: {r.stderr.strip()}; umount -l")
+                subprocess.run(["umount", "-l", self.mnt], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+            # the device losetup attached; also one whose --show output an interrupt lost
+            try:
+                out = run_checked(["losetup", "-j", self.image])
+            except (BenchError, OSError, subprocess.TimeoutExpired) as e:
+                log(f"warning: losetup -j {self.image}: {e}")
+                out = self.dev + ":" if self.dev else ""
+            for line in out.splitlines():
+                dev = line.split(":", 1)[0].strip()
+                if dev:
+                    r = subprocess.run(["losetup", "-d", dev], stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.PIPE, text=True)
+                    if r.returncode != 0:
+                        log(f"warning: losetup -d {dev}: {r.stderr.strip()}")
+            self.dev = None
+            if not self.keep or (self.making and not self.complete):  # mkfs interrupted...
+                try:
+                    os.unlink(self.image)
+                except FileNotFoundError:
+                    pass
+            self.owned = False
+        if self.fd is not None:
+            os.close(self.fd)  # releases the flock
+            self.fd = None
+
+
 # ----------------------------------------------------------------------------- workloads
 
 class Ctx:
@@ -712,7 +900,7 @@ def loadavg():
 LOADAVG_START = loadavg()
 
 
-def machine_info(args, impls, profile):
+def machine_info(args, impls, profile, data):
     cpu = "?"
     try:
         with open("/proc/cpuinfo") as f:
@@ -728,11 +916,6 @@ def machine_info(args, impls, profile):
             mem = f"{int(f.readline().split()[1]) / (1 << 20):.1f} GiB"
     except OSError:
         pass
-    fs = "?"
-    best = ""
-    for mp, _, t in mountinfo():
-        if (args.tmpdir + "/").startswith(mp.rstrip("/") + "/") and len(mp) >= len(best):
-            best, fs = mp, t
     def version(exe):
         try:
             r = subprocess.run([exe, "--version"], stdout=subprocess.PIPE,
@@ -754,7 +937,9 @@ def machine_info(args, impls, profile):
         "cpus": os.cpu_count(),
         "cpu": cpu,
         "memory": mem,
-        "tmpdir": f"{args.tmpdir} ({fs})",
+        "tmpdir": f"{args.tmpdir} ({describe_fs(args.tmpdir)})",
+        "fs": args.fs,
+        "data": data,
         "profile": profile,
         "runs": args.runs,
         "loadavg_start": LOADAVG_START,
@@ -774,7 +959,8 @@ def report(info, impls, wls, results, extras, errors, wall):
     L.append("")
     L.append(f"- date: {info['date']}")
     L.append(f"- machine: Linux {info['kernel']}, {info['cpus']} CPUs ({info['cpu']}), "
-             f"{info['memory']} RAM; data in {info['tmpdir']}")
+             f"{info['memory']} RAM")
+    L.append(f"- data (layers, uppers, workdirs, mountpoints): {info['data']}")
     L.append(f"- profile: {info['profile']}; runs: {info['runs']} "
              f"(each value is the median over the runs; implementations interleaved, "
              f"order rotated every run)")
@@ -865,13 +1051,19 @@ def parse_args():
     ap.add_argument("--quick", action="store_true", help="~20x smaller sizes: a smoke run")
     ap.add_argument("--only", help="comma-separated workloads or metrics to run")
     ap.add_argument("--tmpdir", default="/var/tmp",
-                    help="where layers, uppers and mountpoints go (a disk filesystem, "
-                         "not tmpfs; default /var/tmp)")
+                    help="where the image (--fs image) or the layers, uppers and mountpoints "
+                         "themselves (--fs dir) go (a disk filesystem, not tmpfs; default "
+                         "/var/tmp)")
+    ap.add_argument("--fs", choices=("image", "dir"), default="image",
+                    help="image (default): put all data on a fresh journaled ext4 in a sparse "
+                         "image file in TMPDIR on a loop device (direct I/O); dir: straight "
+                         "into TMPDIR, whatever filesystem it is")
     ap.add_argument("--markdown", help="also write the result table to this file")
     ap.add_argument("--json", help="write raw per-run results to this file")
     ap.add_argument("--keep-layers", action="store_true",
-                    help="build the lower layers in TMPDIR/strata-bench-layers-PROFILE and "
-                         "keep them for the next invocation (reused when unchanged)")
+                    help="keep the image TMPDIR/strata-bench-PROFILE.img (--fs dir: the "
+                         "directory TMPDIR/strata-bench-layers-PROFILE) with the lower layers "
+                         "for the next invocation (reused when unchanged)")
     ap.add_argument("--timeout", type=float, default=600,
                     help="seconds allowed for one workload command (default 600)")
     a = ap.parse_args()
@@ -926,10 +1118,17 @@ def main():
     names_sel = [w.name for w in all_wls if selected(w)]
 
     os.makedirs(args.tmpdir, exist_ok=True)
-    base = tempfile.mkdtemp(prefix="strata-bench-", dir=args.tmpdir)
-    layer_root = (os.path.join(args.tmpdir, f"strata-bench-layers-{profile}")
-                  if args.keep_layers else os.path.join(base, "layers"))
-    os.makedirs(layer_root, exist_ok=True)
+    layers_name = f"strata-bench-layers-{profile}"
+    image_path = os.path.join(args.tmpdir, f"strata-bench-{profile}.img")
+    need = int(P["need_gib"] * 2**30)
+    if args.fs == "image" and args.keep_layers and os.path.exists(image_path):
+        need -= os.stat(image_path).st_blocks * 512
+    st = os.statvfs(args.tmpdir)
+    if st.f_bavail * st.f_frsize < need:
+        log(f"warning: {st.f_bavail * st.f_frsize / 2**30:.1f} GiB free in {args.tmpdir}, "
+            f"the {profile} profile needs about {need / 2**30:.1f} GiB more"
+            + (" (the image is sparse: running out of space there makes I/O errors "
+               "inside it)" if args.fs == "image" else ""))
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
@@ -944,7 +1143,35 @@ def main():
     t_start = time.perf_counter()
     results, extras, errors, raw = {}, {}, [], []
     interrupted = False
+    fatal = None
+    # outer: this invocation's directory in TMPDIR. --fs dir: it is base, the data goes
+    # there. --fs image: it holds the mountpoint of the image (and the image itself unless
+    # it is kept), base is a directory inside the image.
+    outer = base = img = None
     try:
+        outer = base = tempfile.mkdtemp(prefix="strata-bench-", dir=args.tmpdir)
+        if args.fs == "image":
+            img = ImageFS(image_path if args.keep_layers else os.path.join(outer, "fs.img"),
+                          os.path.join(outer, "fs"), P["image_gib"], args.keep_layers)
+            img.setup()
+            data_root = img.mnt
+            for e in os.listdir(data_root):  # left behind in a kept image by a killed run
+                if e not in ("lost+found", layers_name):
+                    rm_rf(os.path.join(data_root, e))
+            base = os.path.join(data_root, "strata-bench-run")
+            os.mkdir(base)
+            data = img.describe(args.tmpdir)
+        else:
+            data_root = args.tmpdir
+            data = f"{args.tmpdir} ({describe_fs(args.tmpdir)}); --fs dir"
+        log(f"data: {data}")
+        if args.fs == "dir" and describe_fs(args.tmpdir) == "ext4, no journal":
+            log(f"warning: {args.tmpdir} is ext4 without a journal: inode allocation skips "
+                "recently deleted inodes, so create times depend on which implementation "
+                "unlinked files just before (--fs image avoids this)")
+        layer_root = (os.path.join(data_root, layers_name) if args.keep_layers
+                      else os.path.join(base, "layers"))
+        os.makedirs(layer_root, exist_ok=True)
         helper = Helper(build_helper(base), args.timeout)
         log(f"building lower layers in {layer_root} ({profile} profile)")
         d = dict(cached_build(layer_root, "main", P, build_main_layers))
@@ -1002,24 +1229,42 @@ def main():
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted: unmounting and cleaning up")
+    except BenchError as e:  # outside a workload: setting up the image, building helper.c
+        fatal = str(e)
     finally:
-        for m in list(ACTIVE_MOUNTS):
+        # a second ^C must not leave a loop device or mounts behind; the commands below
+        # inherit SIG_IGN too
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        for m in list(ACTIVE_MOUNTS):  # the overlay/FUSE mounts first: they sit on the image
             try:
                 m.abort() if interrupted else None
                 m.unmount()
             except Exception as e:  # keep cleaning up
                 log(f"warning: cleanup of {m.mnt}: {e}")
         reap_children()
-        still = [mp for mp, _, _ in mountinfo() if mp.startswith(base + "/")]
+        still = [mp for mp, _, _ in mountinfo() if outer and
+                 mp.startswith(outer + "/") and not (img and mp == img.mnt)]
         if still:
-            log(f"warning: still mounted, not removing {base}: {still}")
-        else:
-            rm_rf(base)
+            log(f"warning: still mounted: {still}")
+        if img:
+            if not still and img.keep and base != outer:
+                rm_rf(base)  # a kept image keeps only the layers; otherwise it goes anyway
+            try:
+                img.close()  # umount -l if something below is still mounted
+            except Exception as e:
+                log(f"warning: cleanup of {img.image}: {e}")
+        if outer and not [mp for mp, _, _ in mountinfo() if mp.startswith(outer + "/")]:
+            rm_rf(outer)
+        elif outer:
+            log(f"warning: still mounted, not removing {outer}")
     if interrupted:
         sys.exit(130)
+    if fatal:
+        sys.exit(f"run.py: {fatal}")
 
     wall = time.perf_counter() - t_start
-    info = machine_info(args, impls, profile)
+    info = machine_info(args, impls, profile, data)
     info["build_seconds"] = round(t_built - t_start, 1)
     md = report(info, impls, wls, results, extras, errors, wall)
     print(md)
@@ -1030,7 +1275,7 @@ def main():
         with open(args.json, "w") as f:
             json.dump(dict(info=info, results=raw, errors=errors, wall_seconds=wall), f,
                       indent=1)
-    log(f"total wall time {wall:.0f} s (layers {t_built - t_start:.0f} s)")
+    log(f"total wall time {wall:.0f} s (layers {t_built - t_start:.0f} s); data: {data}")
     return 1 if errors else 0
 
 
