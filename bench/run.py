@@ -5,13 +5,16 @@ Usage (as root):
   python3 bench/run.py --stratafs PATH [--fuse-overlayfs PATH] [--runs N] [--quick]
                        [--only WORKLOAD,...] [--tmpdir DIR] [--fs image|dir]
                        [--markdown OUT.md] [--json OUT.json] [--keep-layers]
-                       [--timeout SECONDS]
+                       [--no-io-uring] [--timeout SECONDS]
 
 Builds three lower layers once, then for every run and every workload mounts each
 implementation over the same lowers with a fresh upper/work (one mount per workload per
 implementation), runs the workload interleaved across the implementations (order rotated
 every run) and reports the median time of each workload per implementation, plus the
 time ratios stratafs/kernel and stratafs/fuse-overlayfs (< 1: stratafs is faster).
+The implementations: kernel overlayfs, fuse-overlayfs, stratafs, and stratafs -o io_uring
+(FUSE over io_uring; when the kernel has the fuse module parameter enable_uring, which is
+set to Y for the run and restored afterwards; --no-io-uring leaves it out).
 By default (--fs image) everything the benchmark writes lives on a fresh journaled ext4
 made in a sparse image file in --tmpdir and attached to a loop device (direct I/O).
 
@@ -32,6 +35,7 @@ import random
 import shlex
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -54,8 +58,12 @@ PROFILES = {
                  image_gib=16, need_gib=4),
 }
 
-KERNEL, FUSEOVL, STRATA = "kernel", "fuse-overlayfs", "stratafs"
-LABEL = {KERNEL: "kernel overlayfs", FUSEOVL: "fuse-overlayfs", STRATA: "stratafs"}
+KERNEL, FUSEOVL, STRATA, STRATA_URING = "kernel", "fuse-overlayfs", "stratafs", "stratafs-uring"
+LABEL = {KERNEL: "kernel overlayfs", FUSEOVL: "fuse-overlayfs", STRATA: "stratafs",
+         STRATA_URING: "stratafs (io_uring)"}
+STRATAFS_IMPLS = (STRATA, STRATA_URING)
+# the fuse module offers FUSE over io_uring to daemons only when this is Y (Linux 6.14+)
+URING_PARAM = "/sys/module/fuse/parameters/enable_uring"
 
 
 def log(msg):
@@ -401,6 +409,35 @@ def find_daemon_pid(mnt, exe):
     return sorted(cands)[0][1]
 
 
+def control_call(sock, cmd, timeout=5):
+    """One request on a stratafs control socket: a command line out, one JSON line back."""
+    dirfd = None
+    path = sock
+    if len(os.fsencode(sock)) > 100:  # sun_path holds 108 bytes: connect through the directory
+        dirfd = os.open(os.path.dirname(sock), os.O_PATH | os.O_DIRECTORY)
+        path = f"/proc/self/fd/{dirfd}/{os.path.basename(sock)}"
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(path)
+            s.sendall(cmd.encode() + b"\n")
+            buf = b""
+            while not buf.endswith(b"\n"):
+                d = s.recv(65536)
+                if not d:
+                    break
+                buf += d
+    finally:
+        if dirfd is not None:
+            os.close(dirfd)
+    return json.loads(buf)
+
+
+def read_uring_param():
+    with open(URING_PARAM) as f:
+        return f.read().strip()
+
+
 ACTIVE_MOUNTS = []
 
 
@@ -410,7 +447,11 @@ class Mount:
         self.upper, self.work = upper, work
         self.pid = self.dev = None
         self.proc = None  # a daemon that stayed in the foreground
+        self.io_uring = None  # stratafs-uring: the control socket said the rings are in use
         opts = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
+        if impl == STRATA_URING:
+            # the control socket stays at its default, WORKDIR/strata-control.sock
+            opts += ",io_uring"
         for d in (upper, work, mnt):
             os.makedirs(d, exist_ok=True)
         if mount_entry(mnt):
@@ -426,8 +467,44 @@ class Mount:
         self.dev = ent[0]
         if impl != KERNEL:
             self.pid = find_daemon_pid(mnt, exe)
-            if self.pid is None:
-                log(f"warning: {impl}: cannot find the daemon process of {mnt}")
+        if impl == STRATA_URING:
+            self._check_uring(os.path.join(work, "strata-control.sock"))
+        if impl != KERNEL and self.pid is None:
+            log(f"warning: {impl}: cannot find the daemon process of {mnt}")
+
+    def _check_uring(self, sock):
+        """Fail unless the daemon serves this mount over io_uring: with /dev/fuse (the
+        fallback of -o io_uring) the numbers would be mislabelled."""
+        try:
+            os.stat(self.mnt)  # waits for INIT: the rings register once it is answered
+        except OSError as e:
+            raise BenchError(f"{LABEL[self.impl]}: stat {self.mnt}: {e}")
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                st = control_call(sock, "stats")
+                last = json.dumps(st)
+            except (OSError, ValueError) as e:
+                st, last = {}, f"{type(e).__name__}: {e}"
+            if st.get("io_uring") is True:
+                break
+            if time.monotonic() > deadline:
+                try:
+                    param = f"{URING_PARAM} is {read_uring_param()}"
+                except OSError as e:
+                    param = f"{URING_PARAM}: {e.strerror}"
+                raise BenchError(
+                    f"{LABEL[self.impl]}: {self.mnt} is not served over io_uring (stratafs "
+                    f"-o io_uring fell back to /dev/fuse?); {param}; control socket {sock} "
+                    f"answered stats with: {last[:400]}")
+            time.sleep(0.02)
+        self.io_uring = True
+        pid = st.get("pid")
+        if isinstance(pid, int) and pid > 0:
+            if self.pid is not None and self.pid != pid:
+                log(f"warning: {self.impl}: daemon of {self.mnt} is pid {pid} by its control "
+                    f"socket, {self.pid} by /proc/*/cmdline; using {pid}")
+            self.pid = pid
 
     def _start_daemon(self, cmd, timeout):
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -946,9 +1023,37 @@ def machine_info(args, impls, profile, data):
         "loadavg_end": loadavg(),
     }
     for name, exe in impls:
-        if name != KERNEL:
+        if name == STRATA_URING:
+            info[name] = f"{exe} -o io_uring ({version(exe)})"
+        elif name != KERNEL:
             info[name] = f"{exe} ({version(exe)})"
     return info
+
+
+# (implementation, peer, column): the time ratios, columns whose two implementations ran
+RATIOS = [(STRATA, KERNEL, "stratafs/kernel"),
+          (STRATA, FUSEOVL, "stratafs/fuse-overlayfs"),
+          (STRATA_URING, KERNEL, "io_uring/kernel"),
+          (STRATA_URING, FUSEOVL, "io_uring/fuse-overlayfs")]
+
+
+def ratio_columns(names):
+    return [r for r in RATIOS if r[0] in names and r[1] in names]
+
+
+def summarize(impls, wls, results):
+    """{metric: {impl: median}} and {metric: {ratio column: value}} (None when missing)."""
+    names = [n for n, _ in impls]
+    medians, ratios = {}, {}
+    for wl in wls:
+        for m in wl.metrics:
+            med = {n: median(results.get(m, {}).get(n, [])) for n in names
+                   if not (wl.impls and n not in wl.impls)}
+            medians[m] = med
+            ratios[m] = {col: (round(med[a] / med[b], 4)
+                               if med.get(a) is not None and med.get(b) else None)
+                         for a, b, col in ratio_columns(names)}
+    return dict(medians=medians, ratios=ratios)
 
 
 def report(info, impls, wls, results, extras, errors, wall):
@@ -966,9 +1071,12 @@ def report(info, impls, wls, results, extras, errors, wall):
              f"order rotated every run)")
     for n in names:
         if n != KERNEL:
-            L.append(f"- {n}: {info[n]}")
+            note = info.get("io_uring") if n == STRATA_URING else None
+            L.append(f"- {LABEL[n]}: {info[n]}" + (f"; {note}" if note else ""))
     if not have_f:
         L.append("- fuse-overlayfs: not found, column skipped")
+    if STRATA_URING not in names and info.get("io_uring"):
+        L.append(f"- {LABEL[STRATA_URING]}: {info['io_uring']}")
     busy = float(info["loadavg_start"].split()[0]) > 0.5
     L.append(f"- load average (1/5/15 min) at start: {info['loadavg_start']}, at end: "
              f"{info['loadavg_end']}" +
@@ -976,13 +1084,12 @@ def report(info, impls, wls, results, extras, errors, wall):
     L.append(f"- wall time of this benchmark: {wall:.0f} s "
              f"(of which building the layers: {info['build_seconds']:.0f} s)")
     L.append("")
-    L.append("Time ratios: stratafs median / peer median; **< 1 means stratafs is faster**.")
+    cols = ratio_columns(names)
+    L.append("Time ratios: stratafs median / peer median; **< 1 means stratafs is faster**." +
+             (" `io_uring/...`: the same for stratafs (io_uring)." if STRATA_URING in names
+              else ""))
     L.append("")
-    hdr = ["workload", "size"] + [LABEL[n] for n in names]
-    if KERNEL in names:
-        hdr.append("stratafs/kernel")
-    if have_f:
-        hdr.append("stratafs/fuse-overlayfs")
+    hdr = ["workload", "size"] + [LABEL[n] for n in names] + [col for _, _, col in cols]
     L.append("| " + " | ".join(hdr) + " |")
     L.append("|" + "|".join(["---", "---"] + ["---:"] * (len(hdr) - 2)) + "|")
     for wl in wls:
@@ -1000,11 +1107,8 @@ def report(info, impls, wls, results, extras, errors, wall):
                 if nfail and vals:
                     cell += f" ({len(vals)}/{len(vals) + nfail} ok)"
                 row.append(cell)
-            s = med.get(STRATA)
-            for peer in (KERNEL, FUSEOVL):
-                if peer not in names:
-                    continue
-                p = med.get(peer)
+            for a, b, _ in cols:
+                s, p = med.get(a), med.get(b)
                 row.append(f"{s / p:.2f}" if s is not None and p else "—")
             L.append("| " + " | ".join(row) + " |")
     # fd / RSS
@@ -1064,6 +1168,10 @@ def parse_args():
                     help="keep the image TMPDIR/strata-bench-PROFILE.img (--fs dir: the "
                          "directory TMPDIR/strata-bench-layers-PROFILE) with the lower layers "
                          "for the next invocation (reused when unchanged)")
+    ap.add_argument("--no-io-uring", action="store_true",
+                    help="leave out the fourth implementation, stratafs -o io_uring (FUSE "
+                         "over io_uring; by default included when the kernel has "
+                         f"{URING_PARAM}, which is set to Y for the run and restored at exit)")
     ap.add_argument("--timeout", type=float, default=600,
                     help="seconds allowed for one workload command (default 600)")
     a = ap.parse_args()
@@ -1100,6 +1208,17 @@ def main():
         log(f"fuse-overlayfs not found ({args.fuse_overlayfs or 'not in PATH'}): "
             "skipping the fuse-overlayfs column")
     impls.append((STRATA, strata))
+    # stratafs -o io_uring: its own column; the module parameter is set in the try below,
+    # whose finally restores it
+    uring_note = None
+    if args.no_io_uring:
+        uring_note = "left out (--no-io-uring)"
+    elif not os.path.exists(URING_PARAM):
+        uring_note = f"left out: the kernel has no FUSE over io_uring (no {URING_PARAM})"
+        log(f"note: {LABEL[STRATA_URING]} {uring_note}")
+    else:
+        impls.append((STRATA_URING, strata))
+    uring_old = None  # the parameter's value before we wrote Y (None: not written)
     profile = "quick" if args.quick else "full"
     P = PROFILES[profile]
 
@@ -1149,6 +1268,22 @@ def main():
     # it is kept), base is a directory inside the image.
     outer = base = img = None
     try:
+        if (STRATA_URING, strata) in impls:
+            try:
+                old = read_uring_param()
+                if old != "Y":
+                    uring_old = old  # before the write: an interrupt during it restores too
+                    with open(URING_PARAM, "w") as f:
+                        f.write("Y")
+                    if read_uring_param() != "Y":
+                        raise OSError(f"it reads {read_uring_param()} after writing Y")
+                    log(f"{URING_PARAM}: was {old}, set to Y for this run (restored at exit)")
+                uring_note = f"fuse module parameter enable_uring was {old} at start" + (
+                    ", set to Y for the run and restored at exit" if old != "Y" else "")
+            except OSError as e:
+                uring_note = f"left out: cannot set {URING_PARAM} to Y: {e}"
+                log(f"note: {LABEL[STRATA_URING]} {uring_note}")
+                impls.remove((STRATA_URING, strata))
         outer = base = tempfile.mkdtemp(prefix="strata-bench-", dir=args.tmpdir)
         if args.fs == "image":
             img = ImageFS(image_path if args.keep_layers else os.path.join(outer, "fs.img"),
@@ -1209,8 +1344,11 @@ def main():
                             results.setdefault(metric, {}).setdefault(name, []).append(t)
                         if c.extra:
                             extras.setdefault(name, []).append(c.extra)
-                        raw.append(dict(run=run + 1, workload=wl.name, impl=name, times=res,
-                                        extra=c.extra or None))
+                        rec = dict(run=run + 1, workload=wl.name, impl=name, times=res,
+                                   extra=c.extra or None)
+                        if m.io_uring is not None:
+                            rec["io_uring"] = m.io_uring  # checked on the control socket
+                        raw.append(rec)
                         log(f"[run {run + 1}/{args.runs}] {wl.name:<18} {name:<15} " +
                             "  ".join(f"{mm}={fmt_time(t)}" for mm, t in res.items()) +
                             (f"  fds={c.extra['after']['fds']} "
@@ -1243,6 +1381,13 @@ def main():
             except Exception as e:  # keep cleaning up
                 log(f"warning: cleanup of {m.mnt}: {e}")
         reap_children()
+        if uring_old is not None:  # after the unmounts: no io_uring mount is left
+            try:
+                with open(URING_PARAM, "w") as f:
+                    f.write(uring_old)
+                log(f"{URING_PARAM}: restored to {uring_old}")
+            except OSError as e:
+                log(f"warning: cannot restore {URING_PARAM} to {uring_old}: {e}")
         still = [mp for mp, _, _ in mountinfo() if outer and
                  mp.startswith(outer + "/") and not (img and mp == img.mnt)]
         if still:
@@ -1266,6 +1411,7 @@ def main():
     wall = time.perf_counter() - t_start
     info = machine_info(args, impls, profile, data)
     info["build_seconds"] = round(t_built - t_start, 1)
+    info["io_uring"] = uring_note
     md = report(info, impls, wls, results, extras, errors, wall)
     print(md)
     if args.markdown:
@@ -1273,8 +1419,9 @@ def main():
             f.write(md)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(info=info, results=raw, errors=errors, wall_seconds=wall), f,
-                      indent=1)
+            json.dump(dict(info=info, implementations={n: LABEL[n] for n, _ in impls},
+                           summary=summarize(impls, wls, results), results=raw,
+                           errors=errors, wall_seconds=wall), f, indent=1)
     log(f"total wall time {wall:.0f} s (layers {t_built - t_start:.0f} s); data: {data}")
     return 1 if errors else 0
 
