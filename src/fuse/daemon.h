@@ -24,6 +24,7 @@ struct Daemon {
   std::atomic<uint64_t> requests{0};    // requests answered through guarded(), for stats (relaxed)
   PlusPolicy plus{};                    // which READDIRPLUS entries carry attributes
   bool no_opendir = false;              // the kernel takes ENOSYS from opendir as "never send it" (ops_dir.cc)
+  bool io_uring = false;                // requests may come through io_uring rings (no splice: uring.h)
 };
 
 inline Daemon* daemon_of(fuse_req_t req) { return static_cast<Daemon*>(fuse_req_userdata(req)); }

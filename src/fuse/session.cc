@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "daemon.h"
+#include "uring.h"
 #include "strata/control/server.h"
 
 namespace strata::fuse {
@@ -23,9 +24,14 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   want(FUSE_CAP_NO_OPENDIR_SUPPORT);
   d->no_opendir = (conn->want & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0;
   want(FUSE_CAP_CACHE_SYMLINKS);
-  want(FUSE_CAP_SPLICE_WRITE);
-  want(FUSE_CAP_SPLICE_MOVE);
-  want(FUSE_CAP_SPLICE_READ);
+  if (d->io_uring) {
+    // Replies on a ring are copied into its entry by the custom writev; a spliced reply would bypass it.
+    conn->want &= ~(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE | FUSE_CAP_SPLICE_READ);
+  } else {
+    want(FUSE_CAP_SPLICE_WRITE);
+    want(FUSE_CAP_SPLICE_MOVE);
+    want(FUSE_CAP_SPLICE_READ);
+  }
   want(FUSE_CAP_ASYNC_READ);
   if (d->writeback) want(FUSE_CAP_WRITEBACK_CACHE);
   else conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
@@ -36,17 +42,18 @@ void op_init(void* userdata, fuse_conn_info* conn) {
 }
 
 // The control socket's view of the engine: sync the upper, and counters that cost no lock worth mentioning.
-control::ServerHooks control_hooks(merge::Overlay* ov, Daemon* d) {
+control::ServerHooks control_hooks(merge::Overlay* ov, Daemon* d, const std::unique_ptr<UringTransport>* uring) {
   control::ServerHooks h;
   h.sync = [ov] { return ov->sync_upper(); };
-  h.stats = [ov, d](control::JsonLine& j) {
+  h.stats = [ov, d, uring](control::JsonLine& j) {
     j.add("writable", ov->has_upper())
         .add("layers", static_cast<uint64_t>(ov->layer_count()))
         .add("nodes", static_cast<uint64_t>(ov->table().size()))
         .add("fd_cache_nodes", static_cast<uint64_t>(ov->fd_cache().size()))
         .add("fd_cache_fds", static_cast<uint64_t>(ov->fd_cache().fd_count()))
         .add("copy_ups", ov->copy_ups())
-        .add("fuse_requests", d->requests.load(std::memory_order_relaxed));
+        .add("fuse_requests", d->requests.load(std::memory_order_relaxed))
+        .add("io_uring", *uring != nullptr && (*uring)->active());
   };
   return h;
 }
@@ -59,6 +66,8 @@ int run(merge::Overlay& ov, const SessionOptions& opts) {
   // workers poll this, and the gate opens for good (the request fails with EIO) once the session is over.
   control::WriteGate gate([&se] { return se != nullptr && fuse_session_exited(se) != 0; });
   Daemon d{&ov, opts.timeout, opts.writeback, &gate};
+  d.io_uring = opts.io_uring;
+  std::unique_ptr<UringTransport> uring;  // stopped before the session goes
   fuse_lowlevel_ops ops{};
   ops.init = op_init;
   add_entry_ops(&ops);
@@ -86,7 +95,7 @@ int run(merge::Overlay& ov, const SessionOptions& opts) {
   // thread started after it (threads do not survive a fork).
   std::unique_ptr<control::Server> control;
   if (!opts.control_socket.empty()) {
-    auto srv = control::Server::listen(opts.control_socket, &gate, control_hooks(&ov, &d));
+    auto srv = control::Server::listen(opts.control_socket, &gate, control_hooks(&ov, &d, &uring));
     if (!srv) {
       log::error("%s", srv.error().message().c_str());
       fuse_session_destroy(se);
@@ -102,6 +111,11 @@ int run(merge::Overlay& ov, const SessionOptions& opts) {
       log::error("cannot mount on %s", opts.mountpoint.c_str());
     } else {
       // The mount exists now: the parent may return and the caller use it (requests wait for the loop).
+      // The ring threads start when INIT is answered, after the fork below.
+      if (opts.io_uring) {
+        uring = UringTransport::install(se, UringOptions{opts.io_uring_threads});
+        d.io_uring = uring != nullptr;
+      }
       if (fuse_daemonize(opts.foreground ? 1 : 0) != 0) {
         log::error("cannot detach from the terminal");
       } else {
@@ -118,8 +132,10 @@ int run(merge::Overlay& ov, const SessionOptions& opts) {
         rc = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;
         fuse_loop_cfg_destroy(cfg);
       }
-      // Before the session goes: connections closed (their pauses released), socket file removed.
+      // Before the session goes: connections closed (their pauses released), socket file removed; ring
+      // threads joined (the kernel ends their commands at unmount; they also poll for the session's end).
       if (control) control->stop();
+      uring.reset();
       fuse_session_unmount(se);
     }
     fuse_remove_signal_handlers(se);

@@ -308,4 +308,17 @@ TEST(ParseArgs, Writeback) {
   EXPECT_FALSE(parse_ok({"-o", "lowerdir=/l,writeback=0", "/m"}).session.writeback);
 }
 
+TEST(ParseArgs, IoUring) {
+  auto plain = parse_ok({"-o", "lowerdir=/l", "/m"}).session;
+  EXPECT_FALSE(plain.io_uring);
+  EXPECT_EQ(plain.io_uring_threads, 2u);
+  EXPECT_TRUE(parse_ok({"-o", "lowerdir=/l,io_uring", "/m"}).session.io_uring);
+  EXPECT_TRUE(parse_ok({"-o", "lowerdir=/l,io_uring=1", "/m"}).session.io_uring);
+  EXPECT_FALSE(parse_ok({"-o", "lowerdir=/l,io_uring=0", "/m"}).session.io_uring);
+  EXPECT_EQ(parse_ok({"-o", "lowerdir=/l,io_uring,io_uring_threads=4", "/m"}).session.io_uring_threads, 4u);
+  EXPECT_EQ(parse_err({"-o", "lowerdir=/l,io_uring=maybe", "/m"}).err, EINVAL);
+  EXPECT_EQ(parse_err({"-o", "lowerdir=/l,io_uring_threads=0", "/m"}).err, EINVAL);
+  EXPECT_EQ(parse_err({"-o", "lowerdir=/l,io_uring_threads", "/m"}).err, EINVAL);
+}
+
 }  // namespace

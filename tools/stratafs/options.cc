@@ -29,6 +29,9 @@ const char kUsage[] =
     "  timeout=SECONDS       kernel cache time for names and attributes (default 86400)\n"
     "  threads=N             worker threads (default 16)\n"
     "  writeback             enable the kernel writeback cache (experimental)\n"
+    "  io_uring[=0|1]        FUSE over io_uring: per-CPU request queues (Linux 6.14+ with the fuse\n"
+    "                        module parameter enable_uring=Y; otherwise /dev/fuse, with a warning)\n"
+    "  io_uring_threads=N    ring threads per CPU with io_uring (default 2)\n"
     "  control=PATH|none     control socket (pause/resume/sync/stats, see stratafs(1));\n"
     "                        default WORKDIR/strata-control.sock, none without upperdir\n"
     "  context=...           accepted and ignored (SELinux labels, as passed by podman)\n"
@@ -192,6 +195,16 @@ Result<Config> parse_args(const std::vector<std::string>& args, bool privileged)
       bool b = true;
       if (has_val && !parse_bool(val, &b)) return make_error(EINVAL, "writeback", "wants 0 or 1: " + val);
       c.session.writeback = b;
+    } else if (key == "io_uring") {
+      bool b = true;
+      if (has_val && !parse_bool(val, &b)) return make_error(EINVAL, "io_uring", "wants 0 or 1: " + val);
+      c.session.io_uring = b;
+    } else if (key == "io_uring_threads") {
+      char* end = nullptr;
+      long n = std::strtol(val.c_str(), &end, 10);
+      if (!has_val || val.empty() || *end || n < 1 || n > 64)
+        return make_error(EINVAL, key, "wants a thread count 1..64: " + val);
+      c.session.io_uring_threads = static_cast<unsigned>(n);
     } else if (key == "control") {
       if (!has_val || val.empty()) return make_error(EINVAL, "control", "wants a socket path or 'none'");
       control_opt = unescape(val);
