@@ -15,9 +15,11 @@ Exit status: 0 all passed, 1 any failure, 77 skipped (not root, no /dev/fuse, no
 import argparse
 import difflib
 import fnmatch
+import json
 import os
 import pickle
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -107,6 +109,8 @@ class Runner:
         self.fuse_name = args.fuse_name or ("kernel-selfcheck" if self.kernel2
                                             else os.path.basename(args.fuse_bin))
         self.ops_run = 0
+        self.uring = False  # -o io_uring: the first mount checks the rings are in use
+        self.uring_checked = False
 
     def log(self, msg):
         print(msg, flush=True)
@@ -159,6 +163,8 @@ class Runner:
                          fuse_opts=self.a.fuse_opts, log=self.log)
         try:
             m.mount()
+            if binary is not None and self.uring and not self.uring_checked:
+                self.check_uring(work)
             segments, cur, state = [], [], {}
             for op in sc.ops:
                 if tuple(op) == REMOUNT:
@@ -193,6 +199,20 @@ class Runner:
         if sc.compare_upper:
             side.upper = self.dump(upper, upper=True)
         return side
+
+    def check_uring(self, work):
+        """With -o io_uring the suite must really run over the rings: ask the daemon once."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(30)
+        try:
+            s.connect(os.path.join(work, "strata-control.sock"))
+            s.sendall(b"stats\n")
+            st = json.loads(s.makefile("rb").readline())
+        finally:
+            s.close()
+        if not st.get("io_uring"):
+            raise mounts.MountError("-o io_uring asked for, but the daemon serves /dev/fuse: %s" % st)
+        self.uring_checked = True
 
     def diff(self, what, a, b, la, lb):
         lines = list(difflib.unified_diff(a, b, "%s (%s)" % (what, la), "%s (%s)" % (what, lb),
@@ -336,7 +356,35 @@ def main(argv=None):
         print("SKIP: %s" % why)
         return 77
 
+    uring_old = None
+    if "io_uring" in a.fuse_opts.split(","):
+        # The kernel offers io_uring to daemons only with the fuse module parameter set.
+        try:
+            with open(URING_PARAM) as f:
+                uring_old = f.read().strip()
+            with open(URING_PARAM, "w") as f:
+                f.write("Y")
+        except OSError as e:
+            why = "no FUSE over io_uring here (%s)" % e
+            if os.environ.get("STRATA_REQUIRE_MOUNT") == "1":
+                print("FAIL: mount tests required (STRATA_REQUIRE_MOUNT=1) but cannot run: %s" % why)
+                return 1
+            print("SKIP: %s" % why)
+            return 77
+    try:
+        return run_all(a, todo, left_out)
+    finally:
+        if uring_old is not None:
+            with open(URING_PARAM, "w") as f:
+                f.write(uring_old)
+
+
+URING_PARAM = "/sys/module/fuse/parameters/enable_uring"
+
+
+def run_all(a, todo, left_out):
     r = Runner(a)
+    r.uring = "io_uring" in a.fuse_opts.split(",")
     print("differential test: kernel overlayfs vs %s (%s), %d scenarios%s" %
           (r.fuse_name, a.fuse_bin, len(todo), ", both in a user namespace" if a.userns else ""), flush=True)
     if left_out:

@@ -27,6 +27,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import treedump  # noqa: E402
 
 STRATAFS = None
+FUSE_OPTS = ""  # --fuse-opts: added to every stratafs mount (the suite runs again with io_uring)
+URING_PARAM = "/sys/module/fuse/parameters/enable_uring"
 libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -38,7 +40,34 @@ def have_facilities():
     with open("/proc/filesystems") as f:
         if "overlay" not in f.read():
             return "no overlay filesystem"
+    if "io_uring" in FUSE_OPTS and not os.path.exists(URING_PARAM):
+        return "the kernel has no FUSE over io_uring (no %s)" % URING_PARAM
     return None
+
+
+def running(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            return "zombie" not in f.read()
+    except FileNotFoundError:
+        return False
+
+
+def set_uring_param(on):
+    """Sets the fuse module's enable_uring; returns the previous value."""
+    with open(URING_PARAM) as f:
+        old = f.read().strip() == "Y"
+    with open(URING_PARAM, "w") as f:
+        f.write("Y" if on else "N")
+    return old
+
+
+def control_stats(sock):
+    c = ControlConn(sock)
+    try:
+        return c.call("stats")
+    finally:
+        c.close()
 
 
 def is_mounted(path):
@@ -101,6 +130,8 @@ class MountCase(unittest.TestCase):
             o += ",upperdir=%s,workdir=%s" % (self.p(upper), self.p(work))
         if opts:
             o += "," + opts
+        if FUSE_OPTS:
+            o += "," + FUSE_OPTS
         r = subprocess.run([STRATAFS, "-o", o, *extra, self.p(mnt)], capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.mounts.append(self.p(mnt))
@@ -698,15 +729,85 @@ class Resources(MountCase):
             self.assertLess(rss_kb, 100 * 1024)
 
 
+class IoUring(MountCase):
+    """-o io_uring: requests through per-CPU rings when the kernel offers them, /dev/fuse otherwise."""
+
+    def setUp(self):
+        if not os.path.exists(URING_PARAM):
+            self.skipTest("the kernel has no FUSE over io_uring")
+        super().setUp()
+        self.old_param = set_uring_param(True)
+
+    def tearDown(self):
+        super().tearDown()
+        set_uring_param(self.old_param)
+
+    def exercise(self, m):
+        """Every kind of request a ring carries, checked by its result."""
+        with open(os.path.join(m, "new"), "wb") as f:
+            f.write(os.urandom(3 << 20))  # writes of up to the 1 MiB maximum
+        with open(os.path.join(m, "new"), "rb") as f:
+            data = f.read()
+        self.assertEqual(len(data), 3 << 20)
+        with open(self.p("u", "new"), "rb") as f:
+            self.assertEqual(f.read(), data)
+        os.mkdir(os.path.join(m, "d"))
+        for i in range(200):
+            mkfile(os.path.join(m, "d", "f%03d" % i), b"x" * i)
+        self.assertEqual(sorted(os.listdir(os.path.join(m, "d"))), ["f%03d" % i for i in range(200)])
+        os.rename(os.path.join(m, "d", "f000"), os.path.join(m, "g"))
+        os.symlink("g", os.path.join(m, "s"))
+        self.assertEqual(os.readlink(os.path.join(m, "s")), "g")
+        os.setxattr(os.path.join(m, "g"), "user.k", b"v")
+        self.assertEqual(os.getxattr(os.path.join(m, "g"), "user.k"), b"v")
+        with open(os.path.join(m, "a"), "rb") as f:  # a lower file
+            self.assertEqual(f.read(), b"lower")
+        os.unlink(os.path.join(m, "a"))
+        self.assertFalse(os.path.exists(os.path.join(m, "a")))
+        self.assertTrue(os.path.exists(self.p("u", ".wh.a")) or
+                        stat.S_ISCHR(os.lstat(self.p("u", "a")).st_mode))
+
+    def test_rings_serve_requests(self):
+        mkfile(self.p("l0", "a"), b"lower")
+        m = self.mount(opts="io_uring")
+        pid = daemon_pid(m)
+        self.exercise(m)
+        st = control_stats(self.p("w", "strata-control.sock"))
+        self.assertTrue(st["io_uring"], st)
+        self.assertGreater(st["fuse_requests"], 200)
+        self.unmount(m)
+        deadline = time.time() + 10  # the ring threads end with the session
+        while running(pid) and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertFalse(running(pid), "the daemon is still running 10 s after the unmount")
+
+    def test_falls_back_to_dev_fuse_when_the_kernel_does_not_offer_it(self):
+        set_uring_param(False)
+        mkfile(self.p("l0", "a"), b"lower")
+        m = self.mount(opts="io_uring")
+        self.exercise(m)
+        self.assertFalse(control_stats(self.p("w", "strata-control.sock"))["io_uring"])
+
+
 def main():
-    global STRATAFS
+    global STRATAFS, FUSE_OPTS
     ap = argparse.ArgumentParser()
     ap.add_argument("--stratafs", required=True)
+    ap.add_argument("--fuse-opts", default="", help="extra -o options for every stratafs mount")
     ap.add_argument("-k", dest="pattern", action="append")
     ap.add_argument("-v", action="store_true")
     a = ap.parse_args()
     STRATAFS = os.path.abspath(a.stratafs)
-    return harness.run(__name__, "mount tests", have_facilities(), a.pattern, a.v)
+    FUSE_OPTS = a.fuse_opts
+    skip = have_facilities()
+    old = None
+    if skip is None and "io_uring" in FUSE_OPTS:
+        old = set_uring_param(True)  # the kernel offers io_uring to daemons only with it
+    try:
+        return harness.run(__name__, "mount tests", skip, a.pattern, a.v)
+    finally:
+        if old is not None:
+            set_uring_param(old)
 
 
 if __name__ == "__main__":
