@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -417,6 +418,36 @@ class Mount(StrataCase):
         self.strata("umount", ps[0]["Name"])
         self.assertFalse(is_mounted(mp))
         self.assertNotEqual(self.strata("mount", "nosuch", check=False).returncode, 0)
+
+
+    def test_mount_uses_io_uring_when_the_kernel_offers_it(self):
+        param = "/sys/module/fuse/parameters/enable_uring"
+        if not os.path.exists(param):
+            self.skipTest("the kernel has no FUSE over io_uring")
+        lay = self.layout()
+        make_image(lay, "v1", [BASE, TOP, WHITE])
+        self.strata("pull", "-q", "oci:%s:v1" % lay)
+        with open(param) as f:
+            old = f.read().strip()
+        try:
+            for on in (True, False):
+                with open(param, "w") as f:
+                    f.write("Y" if on else "N")
+                name = "ring" if on else "plain"
+                mp = self.mount_and_compare("img:v1", "%s:v1" % lay, name)
+                sock = os.path.join(self.root, "containers", name, "work", "strata-control.sock")
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.settimeout(30)
+                s.connect(sock)
+                s.sendall(b"stats\n")
+                st = json.loads(s.makefile("rb").readline())
+                s.close()
+                self.assertEqual(st["io_uring"], on, st)
+                self.strata("umount", name)
+                self.assertFalse(is_mounted(mp))
+        finally:
+            with open(param, "w") as f:
+                f.write(old)
 
 
 class RmiGc(StrataCase):

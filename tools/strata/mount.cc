@@ -17,6 +17,13 @@ namespace strata::tool {
 namespace {
 
 namespace fs = std::filesystem;
+
+// An administrator who set the fuse module's enable_uring wants FUSE servers on io_uring (stratafs(1)).
+std::string io_uring_option() {
+  std::ifstream f("/sys/module/fuse/parameters/enable_uring");
+  std::string v;
+  return (f >> v) && v == "Y" ? ",io_uring" : "";
+}
 using json = nlohmann::json;
 
 constexpr const char* kMountUsage =
@@ -128,6 +135,7 @@ int cmd_mount(const Globals& g, const Args& args) {
   // Files of other owners (recorded at pull when they could not be given away) keep them in the view, and
   // chown/chmod through the mount are recorded the same way.
   opts += owner_record_option(lowers);
+  opts += io_uring_option();
   json state = {{"name", name}, {"image", img->name.empty() ? image : img->name},
                 {"image_id", img->config_digest.to_string()}, {"mountpoint", mountpoint},
                 {"upper", dir + "/upper"}, {"work", dir + "/work"}, {"layers", lowers}};
