@@ -28,8 +28,7 @@ void op_init(void* userdata, fuse_conn_info* conn) {
     // Replies on a ring are copied into its entry by the custom writev; a spliced reply would bypass it.
     conn->want &= ~(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE | FUSE_CAP_SPLICE_READ);
   } else {
-    want(FUSE_CAP_SPLICE_WRITE);
-    want(FUSE_CAP_SPLICE_MOVE);
+    want(FUSE_CAP_SPLICE_WRITE);  // not SPLICE_MOVE: see op_read
     want(FUSE_CAP_SPLICE_READ);
   }
   want(FUSE_CAP_ASYNC_READ);
