@@ -66,7 +66,7 @@ Status copy_up(int src_dir, const std::string& name, const struct stat& st, int 
         if (!in) return in.take_error();
         auto out = sys::open_at(work_dir, tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
         if (!out) return out.take_error();
-        if (opts.with_data) STRATA_TRY(sys::copy_data(in->get(), out->get(), st.st_size));
+        if (opts.with_data) STRATA_TRY(sys::copy_data(in->get(), out->get(), st.st_size, opts.fsync));
         STRATA_TRY(finish_meta(src_dir, name, st, work_dir, tmp, false, opts));
         if (opts.fsync) STRATA_TRY(sys::fsync_fd(out->get(), false));
         return {};

@@ -72,7 +72,9 @@ Result<std::vector<Dirent>> read_dir(int dirfd);
 
 // Copy `size` bytes of data from in to out (both at offset 0): FICLONE, else copy_file_range preserving holes
 // (SEEK_DATA/SEEK_HOLE), else read/write. out must be empty.
-Status copy_data(int in, int out, off_t size);
+// `will_fsync`: the caller fsyncs out next. Large copies then hand each finished chunk to writeback from a
+// helper thread, so the disk writes overlap the copy instead of all waiting for the fsync.
+Status copy_data(int in, int out, off_t size, bool will_fsync = false);
 
 }  // namespace strata::sys
 
