@@ -5,7 +5,6 @@
 #include <linux/fuse.h>
 #include <pthread.h>
 #include <sched.h>
-#include <sys/mman.h>
 #include <sys/uio.h>
 #include <time.h>
 
@@ -19,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "strata/sys/io_uring.h"
 #include "uring_abi.h"
 
 namespace strata::fuse {
@@ -44,107 +44,6 @@ unsigned possible_cpus() {
   }
   return n;
 }
-
-// One io_uring instance, used by one thread only.
-class Ring {
- public:
-  Ring() = default;
-  Ring(const Ring&) = delete;
-  Ring& operator=(const Ring&) = delete;
-  ~Ring() {
-    if (sqes_) ::munmap(sqes_, sqes_len_);
-    if (cq_ptr_ && cq_ptr_ != sq_ptr_) ::munmap(cq_ptr_, cq_len_);
-    if (sq_ptr_) ::munmap(sq_ptr_, sq_len_);
-    if (fd_ >= 0) ::close(fd_);
-  }
-
-  Status setup(unsigned entries) {
-    io_uring_params p{};
-    // Task work (a request arriving) runs only when the ring's thread waits for it: no interrupts.
-    p.flags = IORING_SETUP_SQE128 | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-    fd_ = abi::io_uring_setup(entries, &p);
-    if (fd_ < 0 && errno == EINVAL) {  // kernels before 6.1: no deferred task work
-      p = io_uring_params{};
-      p.flags = IORING_SETUP_SQE128 | IORING_SETUP_COOP_TASKRUN;
-      fd_ = abi::io_uring_setup(entries, &p);
-    }
-    if (fd_ < 0) return errno_error("io_uring_setup");
-    if (!(p.features & IORING_FEAT_SINGLE_MMAP) || !(p.features & IORING_FEAT_EXT_ARG))
-      return make_error(ENOSYS, "io_uring", "kernel too old (no single mmap or extended arguments)");
-    sq_len_ = p.sq_off.array + p.sq_entries * sizeof(unsigned);
-    cq_len_ = p.cq_off.cqes + p.cq_entries * sizeof(io_uring_cqe);
-    sq_len_ = cq_len_ = std::max(sq_len_, cq_len_);
-    sq_ptr_ = ::mmap(nullptr, sq_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd_, IORING_OFF_SQ_RING);
-    if (sq_ptr_ == MAP_FAILED) {
-      sq_ptr_ = nullptr;
-      return errno_error("mmap io_uring rings");
-    }
-    cq_ptr_ = sq_ptr_;
-    sqes_len_ = p.sq_entries * abi::kSqeSize;
-    sqes_ = ::mmap(nullptr, sqes_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd_, IORING_OFF_SQES);
-    if (sqes_ == MAP_FAILED) {
-      sqes_ = nullptr;
-      return errno_error("mmap io_uring SQEs");
-    }
-    auto* sq = static_cast<char*>(sq_ptr_);
-    sq_head_ = reinterpret_cast<unsigned*>(sq + p.sq_off.head);
-    sq_tail_ = reinterpret_cast<unsigned*>(sq + p.sq_off.tail);
-    sq_mask_ = *reinterpret_cast<unsigned*>(sq + p.sq_off.ring_mask);
-    sq_array_ = reinterpret_cast<unsigned*>(sq + p.sq_off.array);
-    auto* cq = static_cast<char*>(cq_ptr_);
-    cq_head_ = reinterpret_cast<unsigned*>(cq + p.cq_off.head);
-    cq_tail_ = reinterpret_cast<unsigned*>(cq + p.cq_off.tail);
-    cq_mask_ = *reinterpret_cast<unsigned*>(cq + p.cq_off.ring_mask);
-    cqes_ = reinterpret_cast<io_uring_cqe*>(cq + p.cq_off.cqes);
-    return {};
-  }
-
-  // A zeroed 128-byte SQE at the tail, published by push().
-  io_uring_sqe* prepare() {
-    unsigned tail = *sq_tail_;
-    unsigned idx = tail & sq_mask_;
-    auto* sqe = reinterpret_cast<io_uring_sqe*>(static_cast<char*>(sqes_) + idx * abi::kSqeSize);
-    std::memset(sqe, 0, abi::kSqeSize);
-    sq_array_[idx] = idx;
-    return sqe;
-  }
-  void push() { __atomic_store_n(sq_tail_, *sq_tail_ + 1, __ATOMIC_RELEASE); }
-
-  // Submits what is queued and waits up to `timeout_ms` for a completion. Returns false on a hard error.
-  bool submit_and_wait(long timeout_ms) {
-    unsigned pending = *sq_tail_ - __atomic_load_n(sq_head_, __ATOMIC_ACQUIRE);
-    timespec ts{timeout_ms / 1000, (timeout_ms % 1000) * 1000000L};
-    io_uring_getevents_arg arg{};
-    arg.ts = reinterpret_cast<uint64_t>(&ts);
-    int r = abi::io_uring_enter(fd_, pending, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg,
-                                sizeof arg);
-    return r >= 0 || errno == ETIME || errno == EINTR || errno == EAGAIN || errno == EBUSY;
-  }
-
-  // Takes one completion if there is one.
-  bool pop(io_uring_cqe* out) {
-    unsigned head = *cq_head_;
-    if (head == __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE)) return false;
-    *out = cqes_[head & cq_mask_];
-    __atomic_store_n(cq_head_, head + 1, __ATOMIC_RELEASE);
-    return true;
-  }
-
- private:
-  int fd_ = -1;
-  void* sq_ptr_ = nullptr;
-  void* cq_ptr_ = nullptr;
-  void* sqes_ = nullptr;
-  size_t sq_len_ = 0, cq_len_ = 0, sqes_len_ = 0;
-  unsigned* sq_head_ = nullptr;
-  unsigned* sq_tail_ = nullptr;
-  unsigned sq_mask_ = 0;
-  unsigned* sq_array_ = nullptr;
-  unsigned* cq_head_ = nullptr;
-  unsigned* cq_tail_ = nullptr;
-  unsigned cq_mask_ = 0;
-  io_uring_cqe* cqes_ = nullptr;
-};
 
 // Room before the payload for the request's fuse_in_header and fixed argument, so that the request can be laid
 // out contiguously in front of the payload without moving the payload.
@@ -185,7 +84,7 @@ namespace {
 struct Worker {
   UringTransport::Impl* t = nullptr;
   unsigned qid = 0;
-  Ring ring;
+  sys::SqeRing ring;
   abi::ReqHeader* hdr = nullptr;
   char* buf = nullptr;  // kHeadroom + payload
   size_t payload_cap = 0;

@@ -1,13 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// The kernel ABI of FUSE over io_uring (Linux 6.14+, include/uapi/linux/fuse.h, protocol 7.42) and the few
-// io_uring system calls the transport needs. Debian 12's kernel headers (6.1) predate FUSE over io_uring and
-// there is no liburing among our dependencies, so both are spelled out here, checked against the kernel's
-// own static_asserts.
+// The kernel ABI of FUSE over io_uring (Linux 6.14+, include/uapi/linux/fuse.h, protocol 7.42). Debian 12's
+// kernel headers (6.1) predate it, so it is spelled out here, checked against the kernel's own static_asserts.
+// The io_uring instance itself is sys::SqeRing.
 #pragma once
-
-#include <linux/io_uring.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -51,15 +46,5 @@ static_assert(sizeof(CmdReq) == 24);  // 40 from 7.46 on: the tail is a union th
 
 // Offset of the command area in a 128-byte SQE (struct io_uring_sqe's cmd[]).
 constexpr size_t kSqeCmdOffset = 48;
-constexpr size_t kSqeSize = 128;
-
-inline int io_uring_setup(unsigned entries, io_uring_params* p) {
-  return static_cast<int>(::syscall(__NR_io_uring_setup, entries, p));
-}
-
-inline int io_uring_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags, const void* arg,
-                          size_t argsz) {
-  return static_cast<int>(::syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags, arg, argsz));
-}
 
 }  // namespace strata::fuse::uring_abi
