@@ -217,6 +217,32 @@ class CommandLine(MountCase):
         self.assertFalse(is_mounted(m))
         self.mounts.remove(m)
 
+    def test_sigterm_unmounts_a_mount_given_by_relative_paths(self):
+        # The daemon detaches into "/": the mountpoint it unmounts and the socket it removes must not be
+        # relative to the directory it was started in.
+        mkfile(self.p("l0", "f"), b"1")
+        o = "lowerdir=l0,upperdir=u,workdir=w"
+        if FUSE_OPTS:
+            o += "," + FUSE_OPTS
+        r = subprocess.run([STRATAFS, "-o", o, "m"], cwd=self.tmp, capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m = self.p("m")
+        self.mounts.append(m)
+        self.assertTrue(os.path.exists(self.p("m", "f")))
+        self.assertTrue(os.path.exists(self.p("w", "strata-control.sock")))
+        os.kill(control_stats(self.p("w", "strata-control.sock"))["pid"], signal.SIGTERM)
+        for _ in range(100):
+            if not is_mounted(m):
+                break
+            time.sleep(0.05)
+        self.assertFalse(is_mounted(m), "still mounted after SIGTERM")
+        self.mounts.remove(m)
+        for _ in range(100):
+            if not os.path.exists(self.p("w", "strata-control.sock")):
+                break
+            time.sleep(0.05)
+        self.assertFalse(os.path.exists(self.p("w", "strata-control.sock")), "control socket left behind")
+
     def test_umount_command(self):
         m = self.mount()
         subprocess.run(["umount", m], check=True)

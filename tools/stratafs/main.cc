@@ -7,6 +7,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
+#include <string>
+#include <system_error>
 
 #include "options.h"
 #include "strata/base/log.h"
@@ -55,6 +58,18 @@ int real_main(int argc, char** argv) {
   if (auto g = strata::sys::overflow_gid()) cfg->overlay.ids.overflow_gid = *g;
   // fuse-overlayfs's switch for `.wh.NAME` whiteouts where device ones would work, honoured for drop-in use.
   if (std::getenv("FUSE_OVERLAYFS_DISABLE_OVL_WHITEOUT")) cfg->overlay.device_whiteouts = false;
+  // The daemon leaves the caller's directory when it detaches (chdir "/"), and unmounts at SIGTERM and removes
+  // its control socket by path: relative paths must be made absolute now.
+  std::error_code ec;
+  for (std::string* p : {&cfg->session.mountpoint, &cfg->session.control_socket}) {
+    if (p->empty() || (*p)[0] == '/') continue;
+    auto abs = std::filesystem::absolute(*p, ec);
+    if (ec) {
+      std::fprintf(stderr, "stratafs: %s: %s\n", p->c_str(), ec.message().c_str());
+      return 1;
+    }
+    *p = abs.lexically_normal().string();
+  }
   auto ov = strata::merge::Overlay::open(cfg->overlay);
   if (!ov) {
     std::fprintf(stderr, "stratafs: %s\n", ov.error().message().c_str());
