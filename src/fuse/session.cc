@@ -65,8 +65,7 @@ int run(merge::Overlay& ov, const SessionOptions& opts) {
   // workers poll this, and the gate opens for good (the request fails with EIO) once the session is over.
   control::WriteGate gate([&se] { return se != nullptr && fuse_session_exited(se) != 0; });
   Daemon d{&ov, opts.timeout, opts.writeback, &gate};
-  d.io_uring = opts.io_uring;
-  std::unique_ptr<UringTransport> uring;  // stopped before the session goes
+  std::unique_ptr<UringTransport> uring;  // d.io_uring says whether it was installed  // stopped before the session goes
   fuse_lowlevel_ops ops{};
   ops.init = op_init;
   add_entry_ops(&ops);

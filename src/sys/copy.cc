@@ -21,33 +21,6 @@
 namespace strata::sys {
 namespace {
 
-class WritebackPusher;
-void push_writeback(WritebackPusher* wb, off_t off, off_t len);
-
-Status copy_range_rw(int in, int out, off_t off, off_t end, WritebackPusher* wb) {
-  std::vector<char> buf(1 << 20);
-  while (off < end) {
-    size_t want = static_cast<size_t>(std::min<off_t>(end - off, static_cast<off_t>(buf.size())));
-    ssize_t n = ::pread(in, buf.data(), want, off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno_error("pread");
-    }
-    if (n == 0) break;  // the source shrank: copy what there is
-    for (ssize_t done = 0; done < n;) {
-      ssize_t w = ::pwrite(out, buf.data() + done, static_cast<size_t>(n - done), off + done);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        return errno_error("pwrite");
-      }
-      done += w;
-    }
-    push_writeback(wb, off, n);
-    off += n;
-  }
-  return {};
-}
-
 // Copies go in chunks. When the copy is to be fsynced, each finished chunk is handed to writeback by a helper
 // thread: sync_file_range(SYNC_FILE_RANGE_WRITE) is only a hint, but it submits the I/O itself and blocks while
 // the device queue is full (10 ms per 32 MiB chunk here, as long as the copy of the chunk), so called inline it
@@ -110,6 +83,30 @@ class WritebackPusher {
 
 void push_writeback(WritebackPusher* wb, off_t off, off_t len) {
   if (wb) wb->push(off, len);
+}
+
+Status copy_range_rw(int in, int out, off_t off, off_t end, WritebackPusher* wb) {
+  std::vector<char> buf(1 << 20);
+  while (off < end) {
+    size_t want = static_cast<size_t>(std::min<off_t>(end - off, static_cast<off_t>(buf.size())));
+    ssize_t n = ::pread(in, buf.data(), want, off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno_error("pread");
+    }
+    if (n == 0) break;  // the source shrank: copy what there is
+    for (ssize_t done = 0; done < n;) {
+      ssize_t w = ::pwrite(out, buf.data() + done, static_cast<size_t>(n - done), off + done);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return errno_error("pwrite");
+      }
+      done += w;
+    }
+    push_writeback(wb, off, n);
+    off += n;
+  }
+  return {};
 }
 
 // Returns false (and no error) when copy_file_range is not usable between these files.

@@ -1,8 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The common end of the integration test scripts: skip rules and the unittest run with its closing line."""
+"""The common end of the integration test scripts: skip rules, the control socket, and the unittest run with its
+closing line."""
 import atexit
+import json
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import unittest
@@ -21,6 +24,40 @@ def user_reachable(*binaries):
         os.chmod(p, 0o755)
         out.append(p)
     return out
+
+
+class ControlConn:
+    """One connection to a stratafs control socket; any path length (through /proc/self/fd like the daemon)."""
+
+    def __init__(self, path, timeout=60):
+        d = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY)
+        try:
+            self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.s.settimeout(timeout)
+            self.s.connect("/proc/self/fd/%d/%s" % (d, os.path.basename(path)))
+        finally:
+            os.close(d)
+        self.f = self.s.makefile("rb")
+
+    def call(self, cmd):
+        self.s.sendall(cmd.encode() + b"\n")
+        line = self.f.readline()
+        if not line:
+            raise ConnectionError("control socket closed the connection after " + cmd)
+        return json.loads(line)
+
+    def close(self):
+        self.f.close()
+        self.s.close()
+
+
+def control_stats(sock):
+    """The `stats` answer of a stratafs control socket."""
+    c = ControlConn(sock)
+    try:
+        return c.call("stats")
+    finally:
+        c.close()
 
 
 def run(module, what, skip_reason, patterns=None, verbose=False, cleanup=None):

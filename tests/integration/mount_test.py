@@ -62,14 +62,6 @@ def set_uring_param(on):
     return old
 
 
-def control_stats(sock):
-    c = ControlConn(sock)
-    try:
-        return c.call("stats")
-    finally:
-        c.close()
-
-
 def is_mounted(path):
     path = os.path.realpath(path)
     with open("/proc/self/mountinfo") as f:
@@ -230,7 +222,7 @@ class CommandLine(MountCase):
         self.mounts.append(m)
         self.assertTrue(os.path.exists(self.p("m", "f")))
         self.assertTrue(os.path.exists(self.p("w", "strata-control.sock")))
-        os.kill(control_stats(self.p("w", "strata-control.sock"))["pid"], signal.SIGTERM)
+        os.kill(harness.control_stats(self.p("w", "strata-control.sock"))["pid"], signal.SIGTERM)
         for _ in range(100):
             if not is_mounted(m):
                 break
@@ -484,31 +476,6 @@ class KernelInterop(MountCase):
         self.assertEqual(treedump.dump_text(m, dir_mtime=False), view)
 
 
-class ControlConn:
-    """One connection to a stratafs control socket; any path length (through /proc/self/fd like the daemon)."""
-
-    def __init__(self, path, timeout=60):
-        d = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY)
-        try:
-            self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.s.settimeout(timeout)
-            self.s.connect("/proc/self/fd/%d/%s" % (d, os.path.basename(path)))
-        finally:
-            os.close(d)
-        self.f = self.s.makefile("rb")
-
-    def call(self, cmd):
-        self.s.sendall(cmd.encode() + b"\n")
-        line = self.f.readline()
-        if not line:
-            raise ConnectionError("control socket closed the connection after " + cmd)
-        return json.loads(line)
-
-    def close(self):
-        self.f.close()
-        self.s.close()
-
-
 # A client in its own process, to be killed -9 while it holds a pause.
 PAUSER = """
 import os, socket, sys, time
@@ -542,7 +509,7 @@ class Control(MountCase):
         return self.p("w", "strata-control.sock")
 
     def conn(self, path=None):
-        c = ControlConn(path or self.sock())
+        c = harness.ControlConn(path or self.sock())
         self.conns.append(c)
         return c
 
@@ -798,7 +765,7 @@ class IoUring(MountCase):
         m = self.mount(opts="io_uring")
         pid = daemon_pid(m)
         self.exercise(m)
-        st = control_stats(self.p("w", "strata-control.sock"))
+        st = harness.control_stats(self.p("w", "strata-control.sock"))
         self.assertTrue(st["io_uring"], st)
         self.assertGreater(st["fuse_requests"], 200)
         self.unmount(m)
@@ -812,7 +779,7 @@ class IoUring(MountCase):
         mkfile(self.p("l0", "a"), b"lower")
         m = self.mount(opts="io_uring")
         self.exercise(m)
-        self.assertFalse(control_stats(self.p("w", "strata-control.sock"))["io_uring"])
+        self.assertFalse(harness.control_stats(self.p("w", "strata-control.sock"))["io_uring"])
 
 
 def main():

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -436,12 +435,7 @@ class Mount(StrataCase):
                 name = "ring" if on else "plain"
                 mp = self.mount_and_compare("img:v1", "%s:v1" % lay, name)
                 sock = os.path.join(self.root, "containers", name, "work", "strata-control.sock")
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                s.settimeout(30)
-                s.connect(sock)
-                s.sendall(b"stats\n")
-                st = json.loads(s.makefile("rb").readline())
-                s.close()
+                st = harness.control_stats(sock)
                 self.assertEqual(st["io_uring"], on, st)
                 self.strata("umount", name)
                 self.assertFalse(is_mounted(mp))
