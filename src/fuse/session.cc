@@ -8,6 +8,7 @@
 #include "daemon.h"
 #include "uring.h"
 #include "strata/control/server.h"
+#include "strata/sys/process.h"
 
 namespace strata::fuse {
 namespace {
@@ -118,6 +119,10 @@ int run(merge::Overlay& ov, const SessionOptions& opts) {
         log::error("cannot detach from the terminal");
       } else {
         if (!opts.foreground) log::use_syslog("stratafs");
+        // Now, before the worker threads exist: every later doubling of the fd table would stall the request
+        // that opened the fd for an RCU grace period (a `find` paid 4 of them, 40 ms). Room for the directory
+        // fd cache and as many open files again. (Not before the fork: a child's table is sized to its fds.)
+        (void)sys::reserve_fd_table(2 * ov.fd_cache().capacity() + 1024);
         if (control) {
           auto st = control->start();
           if (!st) log::error("control socket %s not served: %s", opts.control_socket.c_str(),

@@ -716,6 +716,13 @@ class Resources(MountCase):
             rss_kb = int([l for l in f if l.startswith("VmRSS:")][0].split()[1])
         print("\n    after find over 100k files: %d fds, RSS %.1f MiB" % (nfds, rss_kb / 1024.0), file=sys.stderr)
         self.assertLess(nfds, 1024 + 64)  # the fd cache bounds directory fds (1024) plus a few of the daemon's
+        with open("/proc/%d/status" % pid) as f:
+            fdsize = int([l for l in f if l.startswith("FDSize:")][0].split()[1])
+        with open("/proc/%d/limits" % pid) as f:
+            soft = [l.split()[3] for l in f if l.startswith("Max open files")][0]
+        # The table was grown before the walk (after the daemon's fork), for the fd cache and as many open
+        # files again: growing it during the walk would stall a request for an RCU grace period per doubling.
+        self.assertGreaterEqual(fdsize, min(3072, int(soft)) if soft != "unlimited" else 3072)
         with open(STRATAFS, "rb") as f:
             sanitized = b"__asan_init" in f.read()
         if not sanitized:  # ASan's shadow memory and quarantine are not the daemon's

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
 // stratafs: mount a union of read-only layers and a writable upper with FUSE.
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,21 +15,13 @@
 #include "strata/fuse/session.h"
 #include "strata/merge/overlay.h"
 #include "strata/sys/identity.h"
+#include "strata/sys/process.h"
 
 #ifndef STRATA_VERSION
 #define STRATA_VERSION "unknown"
 #endif
 
 namespace {
-
-// Directory fds are cached (bounded); lift the soft limit so big workloads never hit EMFILE on opens.
-void raise_nofile() {
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    (void)setrlimit(RLIMIT_NOFILE, &rl);  // best effort: the default limit still works, just tighter
-  }
-}
 
 int real_main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -52,7 +43,9 @@ int real_main(int argc, char** argv) {
   if (cfg->session.debug) strata::log::set_level(strata::log::Level::kDebug);
   // Modes given by the kernel are final (it applied the caller's umask already).
   umask(0);
-  raise_nofile();
+  // Directory fds are cached (bounded); lift the soft limit so big workloads never hit EMFILE on opens
+  // (best effort: the default limit still works, just tighter).
+  (void)strata::sys::raise_nofile();
   // Unmapped ids show as the kernel's overflow ids, as stat(2) shows them in a user namespace.
   if (auto u = strata::sys::overflow_uid()) cfg->overlay.ids.overflow_uid = *u;
   if (auto g = strata::sys::overflow_gid()) cfg->overlay.ids.overflow_gid = *g;

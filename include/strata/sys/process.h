@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: Apache-2.0
+// sys: the process's descriptor limits and table. Best effort: nothing thrown or logged.
+// Thread-safety: reentrant; reserve_fd_table is meant for start-up, before the process's threads exist.
+#pragma once
+
+#include <cstddef>
+
+namespace strata::sys {
+
+// Raise the soft RLIMIT_NOFILE to the hard limit. Returns the soft limit in force afterwards.
+size_t raise_nofile();
+
+// Grow the kernel's descriptor table now to hold `count` fds (capped by RLIMIT_NOFILE). Growing it later,
+// once the process has threads, waits for an RCU grace period (expand_fdtable: ~10 ms on these VMs) each
+// time the table doubles, in the middle of whatever request opened the fd. Returns the size reserved.
+size_t reserve_fd_table(size_t count);
+
+}  // namespace strata::sys
