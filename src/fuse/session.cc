@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "daemon.h"
+#include "loop.h"
 #include "uring.h"
 #include "strata/control/server.h"
 #include "strata/sys/process.h"
@@ -128,12 +130,15 @@ int run(merge::Overlay& ov, const SessionOptions& opts) {
           if (!st) log::error("control socket %s not served: %s", opts.control_socket.c_str(),
                               st.error().message().c_str());
         }
-        fuse_loop_config* cfg = fuse_loop_cfg_create();
-        fuse_loop_cfg_set_clone_fd(cfg, 1);
-        fuse_loop_cfg_set_max_threads(cfg, opts.max_threads);
-        fuse_loop_cfg_set_idle_threads(cfg, opts.idle_threads);
-        rc = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;
-        fuse_loop_cfg_destroy(cfg);
+        LoopOptions lo;
+        lo.max_threads = opts.max_threads;
+        lo.max_parked = opts.idle_threads;
+        // One waiting worker per CPU (up to 4): measured on 2 vCPUs, more waiters only spread consecutive
+        // requests over more threads and CPUs (threads=2 made rm -rf 25% faster than 16 waiting workers).
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        lo.max_readers = opts.readers ? opts.readers : static_cast<unsigned>(std::clamp(cpus, 1L, 4L));
+        lo.own_io = uring == nullptr;
+        rc = run_loop(se, lo);
       }
       // Before the session goes: connections closed (their pauses released), socket file removed; ring
       // threads joined (the kernel ends their commands at unmount; they also poll for the session's end).

@@ -284,6 +284,13 @@ TEST(ParseArgs, Threads) {
   EXPECT_EQ(parse_err({"-o", "lowerdir=/l,threads=0", "/m"}).err, EINVAL);
   EXPECT_EQ(parse_err({"-o", "lowerdir=/l,threads=5000", "/m"}).err, EINVAL);
   EXPECT_EQ(parse_err({"-o", "lowerdir=/l,threads=x", "/m"}).err, EINVAL);
+  // Waiting workers (fuse/loop.h): 0 means one per CPU, decided at mount.
+  EXPECT_EQ(parse_ok({"-o", "lowerdir=/l", "/m"}).session.readers, 0u);
+  auto r = parse_ok({"-o", "lowerdir=/l,readers=3,idle_threads=2", "/m"}).session;
+  EXPECT_EQ(r.readers, 3u);
+  EXPECT_EQ(r.idle_threads, 2u);
+  EXPECT_EQ(r.max_threads, 16u);
+  EXPECT_EQ(parse_err({"-o", "lowerdir=/l,readers=0", "/m"}).err, EINVAL);
 }
 
 TEST(ParseArgs, ControlSocket) {

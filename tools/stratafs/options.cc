@@ -27,7 +27,9 @@ const char kUsage[] =
     "  workdir=DIR           scratch dir on the filesystem of upperdir (required with upperdir)\n"
     "  volatile, fsync=0     do not fsync copy-ups (faster; a crash may lose recent copy-ups)\n"
     "  timeout=SECONDS       kernel cache time for names and attributes (default 86400)\n"
-    "  threads=N             worker threads (default 16)\n"
+    "  threads=N             worker threads at most (default 16)\n"
+    "  readers=N             workers waiting on /dev/fuse at once (default: one per CPU, at most 4)\n"
+    "  idle_threads=N        idle workers kept beyond those (default 8)\n"
     "  writeback             enable the kernel writeback cache (experimental)\n"
     "  io_uring[=0|1]        FUSE over io_uring: per-CPU request queues (Linux 6.14+ with the fuse\n"
     "                        module parameter enable_uring=Y; otherwise /dev/fuse, with a warning)\n"
@@ -184,12 +186,14 @@ Result<Config> parse_args(const std::vector<std::string>& args, bool privileged)
       double t = std::strtod(val.c_str(), &end);
       if (val.empty() || *end || t < 0) return make_error(EINVAL, "timeout", "wants seconds: " + val);
       c.session.timeout = t;
-    } else if (key == "threads" || key == "threaded" || key == "max_threads" || key == "idle_threads") {
+    } else if (key == "threads" || key == "threaded" || key == "max_threads" || key == "idle_threads" ||
+               key == "readers") {
       char* end = nullptr;
       long n = std::strtol(val.c_str(), &end, 10);
       if (has_val && (val.empty() || *end || n < 1 || n > 1024))
         return make_error(EINVAL, key, "wants a thread count 1..1024: " + val);
       if (has_val && key == "idle_threads") c.session.idle_threads = static_cast<unsigned>(n);
+      else if (has_val && key == "readers") c.session.readers = static_cast<unsigned>(n);
       else if (has_val && key != "threaded") c.session.max_threads = static_cast<unsigned>(n);
     } else if (key == "writeback") {
       bool b = true;

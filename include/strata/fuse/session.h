@@ -3,8 +3,8 @@
 //
 // Each request is decoded, handed to the merge::Overlay engine, and answered exactly once. No exception leaves a
 // callback: every entry point catches, logs, and replies ENOMEM or EIO. The session runs multi-threaded
-// (fuse_session_loop_mt, clone_fd), with -o io_uring also on per-CPU rings (fuse/uring.h), and takes no global
-// lock of its own. Requests that may change the upper
+// (fuse/loop.h: few workers wait on the device, the rest park), with -o io_uring also on per-CPU rings
+// (fuse/uring.h), and takes no global lock of its own. Requests that may change the upper
 // pass the control::WriteGate (an atomic counter unless paused), so the control socket can pause them.
 #pragma once
 
@@ -22,7 +22,8 @@ struct SessionOptions {
   bool debug = false;
   double timeout = 86400.0;   // entry/attr cache seconds; the engine sees every change, so long is safe
   unsigned max_threads = 16;  // worker threads of the session loop
-  unsigned idle_threads = 8;  // threads kept waiting when idle (fewer: thread churn on bursts)
+  unsigned idle_threads = 8;  // idle workers kept beyond the readers (fewer: thread churn on bursts)
+  unsigned readers = 0;       // workers waiting on /dev/fuse at once (fuse/loop.h); 0: one per online CPU
   bool writeback = false;     // kernel writeback cache
   bool io_uring = false;      // FUSE over io_uring when the kernel allows it (fuse/uring.h)
   unsigned io_uring_threads = 2;  // ring threads (entries) per CPU
