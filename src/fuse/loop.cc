@@ -150,6 +150,7 @@ void* worker_main(void* arg) {
   auto* self = static_cast<Worker*>(arg);
   Loop* l = self->loop;
   tl_worker = self;
+  pthread_setname_np(pthread_self(), "stratafs-fuse");  // for top -H, and the tests count workers by it
   // The one signal a worker takes: it ends a wait on the device at the end (see run_loop).
   sigset_t wake;
   sigemptyset(&wake);

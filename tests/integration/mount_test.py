@@ -78,6 +78,18 @@ def umount(path):
         subprocess.run(["umount", "-l", path], capture_output=True)
 
 
+def threads_of(pid):
+    """The daemon's FUSE workers (fuse/loop.cc names them)."""
+    n = 0
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+                n += f.read().strip() == "stratafs-fuse"
+        except FileNotFoundError:
+            pass  # a thread that just exited
+    return n
+
+
 def daemon_pid(mnt):
     mnt = os.path.realpath(mnt).encode()
     for p in os.listdir("/proc"):
@@ -588,7 +600,10 @@ class Control(MountCase):
         mkfile(self.p("l1", "f"), b"lower")
         for i in range(n):
             os.makedirs(self.p("l1", "d%d" % i))
-        m = self.mount()
+        m = self.mount(opts="idle_threads=1")  # spare workers beyond one parked exit again
+        os.stat(m)
+        pid = daemon_pid(m)
+        before = threads_of(pid)
         c = self.conn()
         self.assertTrue(c.call("pause")["ok"])
         writers = [self.spawn(["dd", "if=/dev/zero", "of=" + os.path.join(m, "d%d" % i, "new"), "bs=4k",
@@ -597,6 +612,8 @@ class Control(MountCase):
         while self.conn().call("stats")["blocked_writers"] < n and time.monotonic() < deadline:
             time.sleep(0.05)
         self.assertEqual(self.conn().call("stats")["blocked_writers"], n)
+        during = threads_of(pid)
+        self.assertGreaterEqual(during, n + 1, "held writers got no stand-in waiting on the device")
         self.assertEqual(self.read_while_paused(["cat", os.path.join(m, "f")]), b"lower")
         self.assertEqual(len(self.read_while_paused(["ls", m]).split()), n + 1)
         for w in writers:
@@ -606,6 +623,11 @@ class Control(MountCase):
             self.assertEqual(w.wait(timeout=60), 0)
         for i in range(n):
             self.assertEqual(os.path.getsize(self.p("u", "d%d" % i, "new")), 4096)
+        # Back to the waiting workers and one parked: the stand-ins that are not needed any more leave.
+        deadline = time.monotonic() + 10
+        while threads_of(pid) > before + 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertLessEqual(threads_of(pid), before + 1)
 
     def test_killed_pauser_resumes(self):
         mkfile(self.p("l1", "f"), b"0123456789")
