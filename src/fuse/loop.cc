@@ -244,6 +244,7 @@ int run_loop(fuse_session* se, const LoopOptions& opts) {
   }
   // Workers see `ending` when they come back from a request; one waiting on the device is interrupted by the
   // wake signal, sent again until it has left (it may have been just about to wait when the first arrived).
+  for (auto& w : all) pthread_kill(w->tid, wake_signal());
   for (auto& w : all) {
     while (true) {
       timespec deadline;

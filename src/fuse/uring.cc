@@ -3,6 +3,7 @@
 #include "uring.h"
 
 #include <linux/fuse.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/uio.h>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "strata/sys/io_uring.h"
+#include "strata/sys/socket_io.h"
 #include "uring_abi.h"
 
 namespace strata::fuse {
@@ -70,6 +72,7 @@ struct UringTransport::Impl {
   Go go = Go::kWait;
   unsigned rings_ok = 0, rings_failed = 0;  // rings set up by their threads (under m)
   std::atomic<bool> stopping{false};
+  UniqueFd stop_fd;  // signalled with `stopping`: every ring has a poll on it, so its thread wakes and leaves
   std::atomic<unsigned> registered{0};
   std::atomic<unsigned> failed{0};
   bool prepared = false;
@@ -110,6 +113,17 @@ struct Worker {
     reg[0] = {hdr, sizeof *hdr};
     reg[1] = {payload(), payload_cap};
     return {};
+  }
+
+  static constexpr uint64_t kStopTag = ~0ull;  // user_data of the poll on the transport's stop event
+
+  void queue_stop_poll() {
+    io_uring_sqe* sqe = ring.prepare();
+    sqe->opcode = IORING_OP_POLL_ADD;
+    sqe->fd = t->stop_fd.get();
+    sqe->poll32_events = POLLIN;
+    sqe->user_data = kStopTag;
+    ring.push();
   }
 
   void queue_cmd(uint32_t op, uint64_t commit_id) {
@@ -206,14 +220,17 @@ struct Worker {
       if (t->go != UringTransport::Impl::Go::kRun) return;
     }
     queue_cmd(abi::kRegister, 0);
+    queue_stop_poll();
     bool registered = false;
-    while (!t->stopping.load(std::memory_order_relaxed) && !fuse_session_exited(t->se)) {
-      if (!ring.submit_and_wait(1000)) {
+    // No timeout: the kernel ends the commands at unmount, and the stop event wakes the thread otherwise.
+    while (!t->stopping.load(std::memory_order_relaxed)) {
+      if (!ring.submit_and_wait(-1)) {
         log::error("io_uring_enter: %s", std::strerror(errno));
         break;
       }
       io_uring_cqe cqe;
       if (!ring.pop(&cqe)) continue;
+      if (cqe.user_data == kStopTag) break;
       if (cqe.res < 0) {
         bool teardown = cqe.res == -ENOTCONN || cqe.res == -ECONNABORTED || cqe.res == -ENODEV;
         if (!registered && !teardown) {
@@ -347,6 +364,7 @@ UringTransport::UringTransport(std::unique_ptr<Impl> impl) : impl_(std::move(imp
 
 UringTransport::~UringTransport() {
   impl_->stopping = true;
+  if (impl_->stop_fd) (void)sys::signal_event(impl_->stop_fd.get());
   impl_->release(Impl::Go::kStop);
   for (auto& th : impl_->threads) th.join();
   g_transport.store(nullptr);
@@ -361,6 +379,12 @@ std::unique_ptr<UringTransport> UringTransport::install(fuse_session* se, const 
   impl->se = se;
   impl->fuse_fd = fuse_session_fd(se);
   impl->opts = opts;
+  auto stop = sys::stop_event();
+  if (!stop) {
+    log::warning("io_uring: %s; using /dev/fuse", stop.error().message().c_str());
+    return nullptr;
+  }
+  impl->stop_fd = std::move(*stop);
   fuse_custom_io io{};
   io.read = custom_read;
   io.writev = custom_writev;

@@ -79,7 +79,7 @@ bool SqeRing::submit_and_wait(long timeout_ms) {
   unsigned pending = *sq_tail_ - __atomic_load_n(sq_head_, __ATOMIC_ACQUIRE);
   timespec ts{timeout_ms / 1000, (timeout_ms % 1000) * 1000000L};
   io_uring_getevents_arg arg{};
-  arg.ts = reinterpret_cast<uint64_t>(&ts);
+  if (timeout_ms >= 0) arg.ts = reinterpret_cast<uint64_t>(&ts);  // else: no timeout
   int r = io_uring_enter(fd_.get(), pending, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg, sizeof arg);
   return r >= 0 || errno == ETIME || errno == EINTR || errno == EAGAIN || errno == EBUSY;
 }

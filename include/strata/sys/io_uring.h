@@ -27,8 +27,8 @@ class SqeRing {
   io_uring_sqe* prepare();
   void push();
 
-  // Submits what is pushed and waits up to `timeout_ms` for a completion. False on an error other than a
-  // timeout or an interruption (errno is set).
+  // Submits what is pushed and waits up to `timeout_ms` (< 0: no limit) for a completion. False on an error
+  // other than a timeout or an interruption (errno is set).
   bool submit_and_wait(long timeout_ms);
 
   // Takes one completion if there is one.
