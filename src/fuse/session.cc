@@ -68,7 +68,7 @@ int run(merge::Overlay& ov, const SessionOptions& opts) {
   // workers poll this, and the gate opens for good (the request fails with EIO) once the session is over.
   control::WriteGate gate([&se] { return se != nullptr && fuse_session_exited(se) != 0; });
   Daemon d{&ov, opts.timeout, opts.writeback, &gate};
-  std::unique_ptr<UringTransport> uring;  // d.io_uring says whether it was installed  // stopped before the session goes
+  std::unique_ptr<UringTransport> uring;  // stopped before the session goes; d.io_uring: installed
   fuse_lowlevel_ops ops{};
   ops.init = op_init;
   add_entry_ops(&ops);
@@ -141,7 +141,7 @@ int run(merge::Overlay& ov, const SessionOptions& opts) {
         rc = run_loop(se, lo);
       }
       // Before the session goes: connections closed (their pauses released), socket file removed; ring
-      // threads joined (the kernel ends their commands at unmount; they also poll for the session's end).
+      // threads joined (the kernel ends their commands at unmount; the transport's stop event wakes them).
       if (control) control->stop();
       uring.reset();
       fuse_session_unmount(se);
