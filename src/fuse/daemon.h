@@ -13,6 +13,7 @@
 #include "strata/control/write_gate.h"
 #include "strata/fuse/session.h"
 #include "plus_policy.h"
+#include "prefetch.h"
 
 namespace strata::fuse {
 
@@ -25,6 +26,7 @@ struct Daemon {
   PlusPolicy plus{};                    // which READDIRPLUS entries carry attributes
   bool no_opendir = false;              // the kernel takes ENOSYS from opendir as "never send it" (ops_dir.cc)
   bool io_uring = false;                // requests may come through io_uring rings (no splice: uring.h)
+  ListingPrefetcher* prefetch = nullptr;  // null: listings are taken only when read (started after the fork)
 };
 
 inline Daemon* daemon_of(fuse_req_t req) { return static_cast<Daemon*>(fuse_req_userdata(req)); }

@@ -36,6 +36,7 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plu
     auto ls = d->ov->listing(dir);
     if (!ls) return reply_error(req, ls.error());
     const merge::Listing& l = **ls;
+    if (off == 0) dir->read_gen.store(l.gen + 1, std::memory_order_relaxed);
     const auto& ents = l.entries;
     size_t first = 0;
     if (off >= 2) {
@@ -51,6 +52,9 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plu
     bool left_out = false;
     // Lookup counts taken for entries that made it into the buffer; returned if the reply fails.
     std::vector<merge::NodeRef> taken;
+    // A listing read from its start: its subdirectories are worth prefetching (prefetch.h).
+    const bool prefetch = plus && off == 0 && d->prefetch && d->prefetch->wanted();
+    std::vector<merge::NodeRef> subdirs;
     // Where the current run of equal cookies began: a reply never ends inside one (the next would skip the rest).
     size_t run_used = 0, run_taken = 0;
     auto emit = [&](const char* name, struct stat& st, merge::Entry* e, off_t next) -> size_t {
@@ -98,6 +102,7 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plu
       }
       if (e.node) {
         d->ov->table().add_lookup(e.node.get());
+        if (prefetch && de.type == DT_DIR) subdirs.push_back(d->ov->table().ref(e.node.get()));
         taken.push_back(std::move(e.node));
       }
       used += need;
@@ -105,8 +110,11 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plu
     if (plus) dir->lean_listed.store(left_out && !full, std::memory_order_relaxed);
     // An empty reply is the end: this reader is done with the listing (the kernel caches what it read).
     if (used == 0) d->ov->drop_listing(dir);
-    if (fuse_reply_buf(req, buf.get(), used) != 0)
+    if (fuse_reply_buf(req, buf.get(), used) != 0) {
       for (auto& n : taken) d->ov->table().forget(n.get(), 1);
+    } else if (!subdirs.empty()) {
+      d->prefetch->push(std::move(subdirs));
+    }
   });
 }
 

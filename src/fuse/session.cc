@@ -54,6 +54,8 @@ control::ServerHooks control_hooks(merge::Overlay* ov, Daemon* d, const std::uni
         .add("fd_cache_nodes", static_cast<uint64_t>(ov->fd_cache().size()))
         .add("fd_cache_fds", static_cast<uint64_t>(ov->fd_cache().fd_count()))
         .add("copy_ups", ov->copy_ups())
+        .add("listings_prefetched", ov->listings_prefetched())
+        .add("listings_prefetch_used", ov->listings_prefetch_used())
         .add("fuse_requests", d->requests.load(std::memory_order_relaxed))
         .add("io_uring", *uring != nullptr && (*uring)->active());
   };
@@ -130,6 +132,15 @@ int run(merge::Overlay& ov, const SessionOptions& opts) {
           if (!st) log::error("control socket %s not served: %s", opts.control_socket.c_str(),
                               st.error().message().c_str());
         }
+        std::unique_ptr<ListingPrefetcher> prefetch;
+        if (opts.prefetch) {
+          try {
+            prefetch = std::make_unique<ListingPrefetcher>(&ov);
+          } catch (const std::exception& e) {  // no thread: listings are taken when read
+            log::warning("listing prefetch off: %s", e.what());
+          }
+        }
+        d.prefetch = prefetch.get();
         LoopOptions lo;
         lo.max_threads = opts.max_threads;
         lo.max_parked = opts.idle_threads;
@@ -139,6 +150,7 @@ int run(merge::Overlay& ov, const SessionOptions& opts) {
         lo.max_readers = opts.readers ? opts.readers : static_cast<unsigned>(std::clamp(cpus, 1L, 4L));
         lo.own_io = uring == nullptr;
         rc = run_loop(se, lo);
+        d.prefetch = nullptr;
       }
       // Before the session goes: connections closed (their pauses released), socket file removed; ring
       // threads joined (the kernel ends their commands at unmount; the transport's stop event wakes them).

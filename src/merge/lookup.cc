@@ -259,8 +259,36 @@ Result<std::shared_ptr<const Listing>> Overlay::listing(Node* dir) {
   uint64_t gen = dir->dir_gen.load(std::memory_order_acquire);
   {
     std::lock_guard lk(dir->mu);
-    if (dir->listing && dir->listing->gen == gen) return dir->listing;
+    if (dir->listing && dir->listing->gen == gen) {
+      if (dir->listing->prefetched.load(std::memory_order_relaxed) && dir->listing->prefetched.exchange(false))
+        prefetch_used_.fetch_add(1, std::memory_order_relaxed);
+      return dir->listing;
+    }
   }
+  return take_listing(dir, gen, false);
+}
+
+bool Overlay::prefetch_listing(Node* dir) {
+  if (!dir->is_dir()) return false;
+  uint64_t gen = dir->dir_gen.load(std::memory_order_acquire);
+  if (dir->read_gen.load(std::memory_order_relaxed) == gen + 1) return false;
+  {
+    std::lock_guard lk(dir->mu);
+    if (dir->listing && dir->listing->gen == gen) return false;
+  }
+  auto l = take_listing(dir, gen, true);
+  if (!l) return false;
+  prefetched_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+void Overlay::drop_prefetched(Node* dir) {
+  std::shared_ptr<const Listing> old;  // freed outside the lock
+  std::lock_guard lk(dir->mu);
+  if (dir->listing && dir->listing->prefetched.load(std::memory_order_relaxed)) old = std::move(dir->listing);
+}
+
+Result<std::shared_ptr<const Listing>> Overlay::take_listing(Node* dir, uint64_t gen, bool prefetch) {
   auto ents = merged_entries(dir, false);
   if (!ents) return ents.take_error();
   // d_ino must match st_ino: names the kernel already knows report their node's number (it may be the
@@ -275,6 +303,7 @@ Result<std::shared_ptr<const Listing>> Overlay::listing(Node* dir) {
   });
   auto l = std::make_shared<Listing>();
   l->gen = gen;
+  l->prefetched.store(prefetch, std::memory_order_relaxed);
   l->entries.reserve(keys.size());
   for (const auto& [cookie, i] : keys) {
     l->entries.push_back(std::move((*ents)[i]));

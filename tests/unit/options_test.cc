@@ -293,6 +293,14 @@ TEST(ParseArgs, Threads) {
   EXPECT_EQ(parse_err({"-o", "lowerdir=/l,readers=0", "/m"}).err, EINVAL);
 }
 
+TEST(ParseArgs, Prefetch) {
+  EXPECT_TRUE(parse_ok({"-o", "lowerdir=/l", "/m"}).session.prefetch);
+  EXPECT_FALSE(parse_ok({"-o", "lowerdir=/l,prefetch=0", "/m"}).session.prefetch);
+  EXPECT_TRUE(parse_ok({"-o", "lowerdir=/l,prefetch=1", "/m"}).session.prefetch);
+  EXPECT_EQ(parse_err({"-o", "lowerdir=/l,prefetch", "/m"}).err, EINVAL);
+  EXPECT_EQ(parse_err({"-o", "lowerdir=/l,prefetch=2", "/m"}).err, EINVAL);
+}
+
 TEST(ParseArgs, ControlSocket) {
   // Default: in the workdir, beside work/ and strata-index/ (which the mount empties or owns).
   EXPECT_EQ(parse_ok({"-o", "lowerdir=/l,upperdir=/u,workdir=/w", "/m"}).session.control_socket,

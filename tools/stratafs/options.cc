@@ -30,6 +30,8 @@ const char kUsage[] =
     "  threads=N             worker threads at most (default 16)\n"
     "  readers=N             workers waiting on /dev/fuse at once (default: one per CPU, at most 4)\n"
     "  idle_threads=N        idle workers kept beyond those (default 8)\n"
+    "  prefetch=0|1          take the listings of subdirectories a listing names ahead of a\n"
+    "                        walk, on a thread of the daemon (default 1)\n"
     "  writeback             enable the kernel writeback cache (experimental)\n"
     "  io_uring[=0|1]        FUSE over io_uring: per-CPU request queues (Linux 6.14+ with the fuse\n"
     "                        module parameter enable_uring=Y; otherwise /dev/fuse, with a warning)\n"
@@ -195,6 +197,9 @@ Result<Config> parse_args(const std::vector<std::string>& args, bool privileged)
       if (has_val && key == "idle_threads") c.session.idle_threads = static_cast<unsigned>(n);
       else if (has_val && key == "readers") c.session.readers = static_cast<unsigned>(n);
       else if (has_val && key != "threaded") c.session.max_threads = static_cast<unsigned>(n);
+    } else if (key == "prefetch") {
+      if (!has_val || !parse_bool(val, &c.session.prefetch))
+        return make_error(EINVAL, "prefetch", "wants 0 or 1: " + val);
     } else if (key == "writeback") {
       bool b = true;
       if (has_val && !parse_bool(val, &b)) return make_error(EINVAL, "writeback", "wants 0 or 1: " + val);

@@ -24,6 +24,7 @@ struct SessionOptions {
   unsigned max_threads = 16;  // worker threads of the session loop
   unsigned idle_threads = 8;  // idle workers kept beyond the readers (fewer: thread churn on bursts)
   unsigned readers = 0;       // workers waiting on /dev/fuse at once (fuse/loop.h); 0: one per online CPU
+  bool prefetch = true;       // prefetch subdirectories' listings (fuse/prefetch.h)
   bool writeback = false;     // kernel writeback cache
   bool io_uring = false;      // FUSE over io_uring when the kernel allows it (fuse/uring.h)
   unsigned io_uring_threads = 2;  // ring threads (entries) per CPU

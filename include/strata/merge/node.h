@@ -82,7 +82,10 @@ class Node {
   std::atomic<int> refs{0};
   std::atomic<int> open_files{0};
   // Directories: bumped after every change of the names in it (listings taken before are then stale).
-  std::atomic<uint64_t> dir_gen{0};  // File handles on this node (a removed node then keeps its object pinned)
+  std::atomic<uint64_t> dir_gen{0};
+  // Directories: dir_gen + 1 when a reader last read the listing from its start (0: never). Prefetching skips
+  // a directory read at its current generation (the kernel keeps what it read).
+  std::atomic<uint64_t> read_gen{0};
   std::atomic<bool> cache_referenced{false};
   // Directories: the last READDIRPLUS reply on it listed entries without attributes (fuse/plus_policy.h).
   std::atomic<bool> lean_listed{false};

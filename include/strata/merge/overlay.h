@@ -119,6 +119,7 @@ struct Listing {
   std::vector<DirEntry> entries;  // without "." and "..", sorted by (cookie, name)
   uint64_t gen = 0;               // the directory's dir_gen when taken
   std::atomic<size_t>* accounted = nullptr;  // the cache budget it counts against, if cached
+  mutable std::atomic<bool> prefetched{false};  // taken by prefetch_listing and not yet read
 };
 
 class Overlay {
@@ -155,6 +156,13 @@ class Overlay {
   // Forget `dir`'s cached listing (a reader got to its end; the kernel keeps what it read).
   void drop_listing(Node* dir);
   static constexpr size_t kListingCacheEntries = 1 << 17;
+  // Take and cache `dir`'s listing ahead of its reader (fuse/prefetch.h), unless a current one is cached.
+  // True if a listing was taken. listings_prefetched/_used count those taken and those a reader then used.
+  bool prefetch_listing(Node* dir);
+  // Drop `dir`'s cached listing if it is a prefetched one no reader has used.
+  void drop_prefetched(Node* dir);
+  uint64_t listings_prefetched() const { return prefetched_.load(std::memory_order_relaxed); }
+  uint64_t listings_prefetch_used() const { return prefetch_used_.load(std::memory_order_relaxed); }
   // readdirplus: the entry `i` of a listing of `dir`, looked up. When the directory has not changed since the
   // listing was taken, a non-directory is built from the listing (one stat) instead of a lookup across layers.
   Result<Entry> lookup_listed(Node* dir, const Listing& l, size_t i);
@@ -269,6 +277,8 @@ class Overlay {
   std::atomic<uint64_t> tmp_seq_{0};
   std::atomic<uint64_t> copy_ups_{0};
   std::atomic<size_t> listed_{0};  // entries in cached listings (Node::listing)
+  std::atomic<uint64_t> prefetched_{0}, prefetch_used_{0};
+  Result<std::shared_ptr<const Listing>> take_listing(Node* dir, uint64_t gen, bool prefetch);
   bool can_mknod_whiteout_ = true;
   uid_t euid_ = geteuid();  // the daemon's ids, read once: compared on every create
   gid_t egid_ = getegid();

@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: Apache-2.0
+// ListingPrefetcher: takes the merged listings of subdirectories a READDIRPLUS reply just named, on a thread of
+// its own, so that a walk finds them built when it enters them.
+//
+// A walk (find, du, tar, rm -rf) enters a directory right after listing its parent, and every directory costs
+// it a READDIRPLUS whose daemon time is mostly reading each layer's copy of the directory and merging them.
+// That time sits between the caller's request and its reply; here it overlaps the caller's own work on the
+// parent's reply instead. Pending directories form a stack, each reply's subdirectories pushed so that its
+// first is on top: a depth-first walk in listing order wants them in that order.
+//
+// Wasted work is bounded: the stack holds kMaxPending directories (the oldest dropped), and prefetching pauses
+// while too few prefetched listings are used (a caller that lists directories without entering them).
+// Only performance depends on this: a listing not prefetched is taken when the kernel asks for it.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "strata/merge/node_table.h"
+#include "strata/merge/overlay.h"
+
+namespace strata::fuse {
+
+class ListingPrefetcher {
+ public:
+  static constexpr size_t kMaxPending = 256;  // directories queued (the oldest dropped)
+  static constexpr size_t kMaxKept = 512;     // prefetched listings kept cached until a reader uses them
+
+  explicit ListingPrefetcher(merge::Overlay* ov);
+  ~ListingPrefetcher();  // stops and joins the thread; pending directories are dropped
+  ListingPrefetcher(const ListingPrefetcher&) = delete;
+  ListingPrefetcher& operator=(const ListingPrefetcher&) = delete;
+
+  // Called once per listing read from its start: worth collecting its subdirectories? False while prefetched
+  // listings go unused. Credit: each listing read earns one, each prefetched listing used two, each taken
+  // costs one; none is taken without credit. A walk so stays ahead; a caller that lists directories without
+  // entering them costs at most one listing taken for nothing per listing it reads.
+  bool wanted();
+  // Queue these directories (in listing order) for prefetching, ahead of those queued before.
+  void push(std::vector<merge::NodeRef> dirs);
+
+ private:
+  void run();
+  void refill_locked();
+
+  merge::Overlay* ov_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<merge::NodeRef> pending_;  // back = next to take
+  std::deque<merge::NodeRef> kept_;     // prefetched, oldest first (their listings may still be unused)
+  int64_t credit_ = kMaxPending;
+  uint64_t used_seen_ = 0;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace strata::fuse

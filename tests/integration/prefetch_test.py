@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Integration tests of listing prefetch (src/fuse/prefetch.h) on real stratafs mounts.
+
+Run: python3 prefetch_test.py --stratafs PATH [--fuse-opts OPTS] [-k PATTERN]. Exit 77 when the facilities are
+missing (see mount_test.py); the CI script refuses a skip.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import time
+import harness  # noqa: E402  (tests/integration/harness.py)
+import mount_test  # noqa: E402  (MountCase, the facility check)
+from mount_test import MountCase, mkfile
+
+
+def stats(case):
+    return harness.control_stats(case.p("w", "strata-control.sock"))
+
+
+def settled(case, key, at_least, timeout=10):
+    """Stats once `key` reached `at_least` (the prefetch thread works behind the replies), or at the timeout."""
+    deadline = time.monotonic() + timeout
+    s = stats(case)
+    while s[key] < at_least and time.monotonic() < deadline:
+        time.sleep(0.02)
+        s = stats(case)
+    return s
+
+
+class Prefetch(MountCase):
+    def tree(self, top=8, sub=4, files=3):
+        """top x sub directories spread over l0 and l1 (merged), files in each; returns the relative paths."""
+        paths = []
+        for i in range(top):
+            for j in range(sub):
+                for k in range(files):
+                    rel = os.path.join("d%02d" % i, "s%d" % j, "f%d" % k)
+                    mkfile(self.p("l%d" % ((i + j + k) % 2), rel), b"%d" % k)
+                    paths.append(rel)
+        return sorted(paths)
+
+    def walk(self, m):
+        out = []
+        for root, _, files in os.walk(m):
+            out += [os.path.relpath(os.path.join(root, f), m) for f in files]
+        return sorted(out)
+
+    def test_a_walk_uses_the_prefetched_listings(self):
+        expect = self.tree()
+        m = self.mount()
+        self.assertEqual(self.walk(m), expect)
+        s = settled(self, "listings_prefetch_used", 1)
+        # 8 + 32 subdirectories are named by listings read from their start; most must be taken ahead of the
+        # walk and then read by it (a few the walk may reach first, and read itself).
+        self.assertGreater(s["listings_prefetched"], 20, s)
+        self.assertGreater(s["listings_prefetch_used"], 20, s)
+        self.assertLessEqual(s["listings_prefetch_used"], s["listings_prefetched"], s)
+
+    def test_changes_after_a_prefetch_are_listed(self):
+        # A prefetched listing is taken before these changes: the next reader must see them anyway.
+        self.tree(top=4, sub=3, files=2)
+        m = self.mount()
+        self.assertEqual(sorted(os.listdir(m)), ["d00", "d01", "d02", "d03"])
+        settled(self, "listings_prefetched", 4)
+        mkfile(os.path.join(m, "d00", "new"), b"n")
+        os.unlink(os.path.join(m, "d01", "s0", "f0"))  # a lower file: a whiteout
+        subprocess.run(["rm", "-rf", os.path.join(m, "d02", "s1")], check=True)
+        os.rename(os.path.join(m, "d03", "s0", "f1"), os.path.join(m, "d03", "moved"))
+        self.assertEqual(sorted(os.listdir(os.path.join(m, "d00"))), ["new", "s0", "s1", "s2"])
+        self.assertEqual(sorted(os.listdir(os.path.join(m, "d01", "s0"))), ["f1"])
+        self.assertEqual(sorted(os.listdir(os.path.join(m, "d02"))), ["s0", "s2"])
+        self.assertEqual(sorted(os.listdir(os.path.join(m, "d03"))), ["moved", "s0", "s1", "s2"])
+        self.assertEqual(sorted(os.listdir(os.path.join(m, "d03", "s0"))), ["f0"])
+        # The same view as kernel overlayfs over the same layers and changes.
+        k = self.kmount()
+        mkfile(os.path.join(k, "d00", "new"), b"n")
+        os.unlink(os.path.join(k, "d01", "s0", "f0"))
+        subprocess.run(["rm", "-rf", os.path.join(k, "d02", "s1")], check=True)
+        os.rename(os.path.join(k, "d03", "s0", "f1"), os.path.join(k, "d03", "moved"))
+        self.assertEqual(self.walk(m), self.walk(k))
+
+    def test_listing_without_entering_is_bounded(self):
+        # 40 directories of 40 subdirectories each, listed but never entered: without the credit rule the
+        # daemon would take all 1,600 subdirectory listings; with it, at most its starting credit (256) plus
+        # one per listing read from its start (41, the root's too).
+        for i in range(40):
+            for j in range(40):
+                os.makedirs(self.p("l1", "p%02d" % i, "c%02d" % j))
+        m = self.mount()
+        for i in range(40):
+            self.assertEqual(len(os.listdir(os.path.join(m, "p%02d" % i))), 40)
+        time.sleep(0.5)  # let the prefetch thread run dry
+        s = stats(self)
+        self.assertGreater(s["listings_prefetched"], 0, s)
+        self.assertLessEqual(s["listings_prefetched"], 256 + 41, s)
+        self.assertEqual(s["listings_prefetch_used"], 0, s)
+        # The daemon still lists them all correctly.
+        self.assertEqual(sum(len(os.listdir(os.path.join(m, "p%02d" % i, "c00"))) for i in range(40)), 0)
+
+    def test_prefetch_off(self):
+        expect = self.tree(top=4, sub=2, files=1)
+        m = self.mount(opts="prefetch=0")
+        self.assertEqual(self.walk(m), expect)
+        s = stats(self)
+        self.assertEqual(s["listings_prefetched"], 0, s)
+        self.assertEqual(s["listings_prefetch_used"], 0, s)
+
+    def test_rmdir_of_a_prefetched_directory_and_unmount(self):
+        # The prefetch thread holds references to directories it took: removing them and unmounting with
+        # those references held must work (nodes outlive their names, the thread is joined at the end).
+        for j in range(20):
+            os.makedirs(self.p("l0", "top", "s%02d" % j, "x"))
+        m = self.mount()
+        self.assertEqual(len(os.listdir(os.path.join(m, "top"))), 20)
+        settled(self, "listings_prefetched", 20)
+        subprocess.run(["rm", "-rf", os.path.join(m, "top")], check=True)
+        self.assertFalse(os.path.exists(os.path.join(m, "top")))
+        pid = mount_test.daemon_pid(m)
+        self.unmount(m)
+        deadline = time.monotonic() + 10
+        while pid and mount_test.running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertFalse(pid and mount_test.running(pid), "the daemon did not exit after the unmount")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stratafs", required=True)
+    ap.add_argument("--fuse-opts", default="", help="extra -o options for every stratafs mount")
+    ap.add_argument("-k", dest="pattern", action="append")
+    ap.add_argument("-v", action="store_true")
+    a = ap.parse_args()
+    mount_test.STRATAFS = os.path.abspath(a.stratafs)
+    mount_test.FUSE_OPTS = a.fuse_opts
+    return harness.run(__name__, "prefetch tests", mount_test.have_facilities(), a.pattern, a.v)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
