@@ -110,10 +110,11 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plu
     if (plus) dir->lean_listed.store(left_out && !full, std::memory_order_relaxed);
     // An empty reply is the end: this reader is done with the listing (the kernel caches what it read).
     if (used == 0) d->ov->drop_listing(dir);
+    const pid_t caller = fuse_req_ctx(req)->pid;  // the reply frees req
     if (fuse_reply_buf(req, buf.get(), used) != 0) {
       for (auto& n : taken) d->ov->table().forget(n.get(), 1);
     } else if (!subdirs.empty()) {
-      d->prefetch->push(std::move(subdirs));
+      d->prefetch->push(std::move(subdirs), caller);
     }
   });
 }

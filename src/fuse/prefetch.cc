@@ -2,9 +2,12 @@
 #include "prefetch.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 
 #include <algorithm>
+
+#include "strata/sys/process.h"
 
 namespace strata::fuse {
 
@@ -40,11 +43,12 @@ bool ListingPrefetcher::wanted() {
   return credit_ > 0;
 }
 
-void ListingPrefetcher::push(std::vector<merge::NodeRef> dirs) {
+void ListingPrefetcher::push(std::vector<merge::NodeRef> dirs, pid_t caller) {
   if (dirs.empty()) return;
   {
     std::lock_guard lk(mu_);
     if (stopping_) return;
+    caller_ = caller;
     // The first of `dirs` ends up at the back (taken next).
     for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) pending_.push_back(std::move(*it));
     while (pending_.size() > kMaxPending) pending_.pop_front();  // the oldest wish goes
@@ -52,12 +56,33 @@ void ListingPrefetcher::push(std::vector<merge::NodeRef> dirs) {
   cv_.notify_one();
 }
 
+void ListingPrefetcher::steer_clear_of(pid_t caller, const cpu_set_t& allowed, int* avoided) {
+  int cpu = sys::last_cpu_of(caller);
+  if (cpu < 0 || cpu == *avoided || !CPU_ISSET(cpu, &allowed)) return;
+  cpu_set_t others = allowed;
+  CPU_CLR(cpu, &others);
+  if (sched_setaffinity(0, sizeof others, &others) == 0) *avoided = cpu;
+}
+
 void ListingPrefetcher::run() {
   pthread_setname_np(pthread_self(), "stratafs-pref");
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  const bool steer = sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) > 1;
+  int avoided = -1;    // the CPU this thread keeps off
+  unsigned taken = 0;  // directories taken off the stack
   std::unique_lock lk(mu_);
   while (true) {
     cv_.wait(lk, [&] { return stopping_ || !pending_.empty(); });
     if (stopping_) return;
+    if (steer && caller_ > 0 && taken++ % kSteerEvery == 0) {
+      pid_t caller = caller_;
+      lk.unlock();
+      steer_clear_of(caller, allowed, &avoided);
+      lk.lock();
+      if (stopping_) return;
+      if (pending_.empty()) continue;
+    }
     merge::NodeRef dir = std::move(pending_.back());
     pending_.pop_back();
     refill_locked();

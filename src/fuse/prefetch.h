@@ -8,10 +8,19 @@
 // parent's reply instead. Pending directories form a stack, each reply's subdirectories pushed so that its
 // first is on top: a depth-first walk in listing order wants them in that order.
 //
+// The thread keeps off the CPU of the caller whose listing pushed the directories (read from /proc every
+// kSteerEvery directories, so a caller that moves is followed). On it, prefetching would only delay the
+// caller; on another CPU it also keeps that CPU busy, and the scheduler then wakes the daemon's worker on the
+// caller's CPU rather than on the idle one, so request and reply need no wake-up across CPUs (measured on 2
+// vCPUs: find over the bench tree 57-67 ms -> 39-40 ms, medians of 15, against 23 ms for kernel overlayfs).
+//
 // Wasted work is bounded: the stack holds kMaxPending directories (the oldest dropped), and prefetching pauses
 // while too few prefetched listings are used (a caller that lists directories without entering them).
 // Only performance depends on this: a listing not prefetched is taken when the kernel asks for it.
 #pragma once
+
+#include <sched.h>
+#include <sys/types.h>
 
 #include <condition_variable>
 #include <cstddef>
@@ -30,6 +39,7 @@ class ListingPrefetcher {
  public:
   static constexpr size_t kMaxPending = 256;  // directories queued (the oldest dropped)
   static constexpr size_t kMaxKept = 512;     // prefetched listings kept cached until a reader uses them
+  static constexpr unsigned kSteerEvery = 16;
 
   explicit ListingPrefetcher(merge::Overlay* ov);
   ~ListingPrefetcher();  // stops and joins the thread; pending directories are dropped
@@ -41,12 +51,14 @@ class ListingPrefetcher {
   // costs one; none is taken without credit. A walk so stays ahead; a caller that lists directories without
   // entering them costs at most one listing taken for nothing per listing it reads.
   bool wanted();
-  // Queue these directories (in listing order) for prefetching, ahead of those queued before.
-  void push(std::vector<merge::NodeRef> dirs);
+  // Queue these directories (in listing order) for prefetching, ahead of those queued before. `caller`: the
+  // thread that read the listing naming them (the request's pid), 0 if unknown.
+  void push(std::vector<merge::NodeRef> dirs, pid_t caller = 0);
 
  private:
   void run();
   void refill_locked();
+  static void steer_clear_of(pid_t caller, const cpu_set_t& allowed, int* avoided);
 
   merge::Overlay* ov_;
   std::mutex mu_;
@@ -54,6 +66,7 @@ class ListingPrefetcher {
   std::deque<merge::NodeRef> pending_;  // back = next to take
   std::deque<merge::NodeRef> kept_;     // prefetched, oldest first (their listings may still be unused)
   int64_t credit_ = kMaxPending;
+  pid_t caller_ = 0;  // the thread whose listing pushed the last directories
   uint64_t used_seen_ = 0;
   bool stopping_ = false;
   std::thread thread_;

@@ -70,6 +70,8 @@ int run(merge::Overlay& ov, const SessionOptions& opts) {
   // workers poll this, and the gate opens for good (the request fails with EIO) once the session is over.
   control::WriteGate gate([&se] { return se != nullptr && fuse_session_exited(se) != 0; });
   Daemon d{&ov, opts.timeout, opts.writeback, &gate};
+  // Started after the fork; outlives every thread that serves requests (the loop's workers, the ring threads).
+  std::unique_ptr<ListingPrefetcher> prefetch;
   std::unique_ptr<UringTransport> uring;  // stopped before the session goes; d.io_uring: installed
   fuse_lowlevel_ops ops{};
   ops.init = op_init;
@@ -132,7 +134,6 @@ int run(merge::Overlay& ov, const SessionOptions& opts) {
           if (!st) log::error("control socket %s not served: %s", opts.control_socket.c_str(),
                               st.error().message().c_str());
         }
-        std::unique_ptr<ListingPrefetcher> prefetch;
         if (opts.prefetch) {
           try {
             prefetch = std::make_unique<ListingPrefetcher>(&ov);
@@ -150,12 +151,13 @@ int run(merge::Overlay& ov, const SessionOptions& opts) {
         lo.max_readers = opts.readers ? opts.readers : static_cast<unsigned>(std::clamp(cpus, 1L, 4L));
         lo.own_io = uring == nullptr;
         rc = run_loop(se, lo);
-        d.prefetch = nullptr;
       }
       // Before the session goes: connections closed (their pauses released), socket file removed; ring
       // threads joined (the kernel ends their commands at unmount; the transport's stop event wakes them).
       if (control) control->stop();
       uring.reset();
+      d.prefetch = nullptr;
+      prefetch.reset();
       fuse_session_unmount(se);
     }
     fuse_remove_signal_handlers(se);

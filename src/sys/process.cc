@@ -5,8 +5,13 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <sched.h>
+
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 namespace strata::sys {
 
@@ -36,6 +41,30 @@ size_t reserve_fd_table(size_t count) {
   }
   close(fd);
   return count;
+}
+
+int last_cpu_of(pid_t tid) {
+  if (tid <= 0) return -1;
+  char path[48];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(tid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[1024];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  // Field 2, the command name, may hold spaces and parentheses: count fields after its last ')'.
+  const char* p = std::strrchr(buf, ')');
+  if (!p) return -1;
+  for (int field = 2; field < 39; ++field) {  // p is at the space before field+1
+    p = std::strchr(p + 1, ' ');
+    if (!p) return -1;
+  }
+  char* end = nullptr;
+  long cpu = std::strtol(p + 1, &end, 10);
+  if (end == p + 1 || cpu < 0 || cpu >= CPU_SETSIZE) return -1;
+  return static_cast<int>(cpu);
 }
 
 }  // namespace strata::sys

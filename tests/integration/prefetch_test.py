@@ -29,6 +29,16 @@ def settled(case, key, at_least, timeout=10):
     return s
 
 
+def prefetch_thread_cpus(pid):
+    """The CPUs the daemon's prefetch thread may run on."""
+    for t in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+            if f.read().strip() != "stratafs-pref":
+                continue
+        return os.sched_getaffinity(int(t))
+    raise AssertionError("no stratafs-pref thread in %d" % pid)
+
+
 class Prefetch(MountCase):
     def tree(self, top=8, sub=4, files=3):
         """top x sub directories spread over l0 and l1 (merged), files in each; returns the relative paths."""
@@ -98,6 +108,23 @@ class Prefetch(MountCase):
         self.assertEqual(s["listings_prefetch_used"], 0, s)
         # The daemon still lists them all correctly.
         self.assertEqual(sum(len(os.listdir(os.path.join(m, "p%02d" % i, "c00"))) for i in range(40)), 0)
+
+    def test_the_prefetch_thread_keeps_off_the_callers_cpu(self):
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            self.skipTest("one CPU: the thread has nowhere else to go")
+        expect = self.tree(top=20, sub=4, files=1)
+        m = self.mount()
+        # Two walks over different halves of the tree, pinned to different CPUs: the thread follows.
+        for cpu, half in ((cpus[0], "d0"), (cpus[-1], "d1")):
+            dirs = [os.path.join(m, d) for d in sorted(os.listdir(m)) if d.startswith(half)]
+            out = subprocess.run(["taskset", "-c", str(cpu), "find", *dirs, "-type", "f"], capture_output=True,
+                                 text=True, check=True).stdout
+            self.assertEqual(sorted(os.path.relpath(p, m) for p in out.split()),
+                             [p for p in expect if p.startswith(half)])
+            allowed = prefetch_thread_cpus(mount_test.daemon_pid(m))
+            self.assertNotIn(cpu, allowed)
+            self.assertTrue(allowed)
 
     def test_prefetch_off(self):
         expect = self.tree(top=4, sub=2, files=1)

@@ -1,12 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 // sys/process.h: the descriptor table is grown once, to the size asked (capped by RLIMIT_NOFILE), and nothing
-// is left open. Runs as its own process: the table of a fresh process is small, so the growth shows.
+// is left open. Runs as its own process: the table of a fresh process is small, so the growth shows. And a
+// thread's last CPU is read from /proc whatever its name.
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "strata/sys/process.h"
 
@@ -72,6 +78,34 @@ TEST(SysProcess, ReserveIsCappedByTheSoftLimit) {
   EXPECT_EQ(sys::reserve_fd_table(1 << 20), 512u);
   EXPECT_EQ(sys::reserve_fd_table(0), 0u);
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+}
+
+// A thread pinned to each allowed CPU in turn reports that CPU; its name has the characters that could
+// confuse a parser of /proc/TID/stat (spaces and parentheses).
+TEST(SysProcess, LastCpuOfAThread) {
+  cpu_set_t allowed;
+  ASSERT_EQ(sched_getaffinity(0, sizeof allowed, &allowed), 0);
+  int checked = 0;
+  std::thread t([&] {
+    pthread_setname_np(pthread_self(), "a) b (c) 1 2 3");
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+      if (!CPU_ISSET(cpu, &allowed)) continue;
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      CPU_SET(cpu, &one);
+      if (sched_setaffinity(0, sizeof one, &one) != 0) continue;
+      EXPECT_EQ(sys::last_cpu_of(gettid()), cpu);
+      ++checked;
+    }
+  });
+  t.join();
+  EXPECT_GE(checked, 1);
+}
+
+TEST(SysProcess, LastCpuOfNoThread) {
+  EXPECT_EQ(sys::last_cpu_of(0), -1);
+  EXPECT_EQ(sys::last_cpu_of(-5), -1);
+  EXPECT_EQ(sys::last_cpu_of(0x7ffffff0), -1);  // above pid_max
 }
 
 }  // namespace

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// sys: the process's descriptor limits and table. Best effort: nothing thrown or logged.
+// sys: the process's descriptor limits and table, and where a thread runs. Best effort: nothing thrown or
+// logged.
 // Thread-safety: reentrant; reserve_fd_table is meant for start-up, before the process's threads exist.
 #pragma once
+
+#include <sys/types.h>
 
 #include <cstddef>
 
@@ -14,5 +17,8 @@ size_t raise_nofile();
 // once the process has threads, waits for an RCU grace period (expand_fdtable: ~10 ms on these VMs) each
 // time the table doubles, in the middle of whatever request opened the fd. Returns the size reserved.
 size_t reserve_fd_table(size_t count);
+
+// The CPU thread `tid` (in this process's pid namespace) last ran on, from /proc/TID/stat; -1 if unknown.
+int last_cpu_of(pid_t tid);
 
 }  // namespace strata::sys
