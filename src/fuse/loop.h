@@ -10,7 +10,10 @@
 // `max_threads`) to take its place, so requests that block (fsync, a pause) never starve the rest. Two
 // things keep such stand-ins rare: a worker takes its slot back the moment its reply is written (custom I/O
 // hooks; the caller's next request comes right after that reply), and requests the kernel does not wait for
-// (FORGET, RELEASE, INTERRUPT) are handled without giving the slot up.
+// (FORGET, RELEASE, INTERRUPT) are handled without giving the slot up. A READ defers its stand-in: the
+// thread in run_loop starts it 2 ms later if no worker waits on the device by then, or the READ handler
+// asks for it at once when the data is not in the page cache (about_to_block), since a cached READ is back
+// in microseconds and a third worker on 2 CPUs only competes with the busy ones.
 // Thread-safety: run_loop() is called once per session; slots are atomic, the mutex is taken only to park,
 // wake or start a worker.
 #pragma once
@@ -32,5 +35,11 @@ struct LoopOptions {
 // thread takes the signals (libfuse's handlers end the session) and then interrupts workers waiting on the
 // device. Returns 0, or 1 when the session ended on an error.
 int run_loop(fuse_session* se, const LoopOptions& opts);
+
+// For the READ handler, on a loop worker: true when taking this request left no worker waiting on the device
+// and the stand-in is deferred (a READ served from the page cache is back in microseconds).
+bool stand_in_deferred();
+// The request is about to wait (for the disk): start its stand-in now rather than after the delay.
+void about_to_block();
 
 }  // namespace strata::fuse
