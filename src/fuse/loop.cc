@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "loop.h"
 
+#include "walk_affinity.h"
+
 #include <fcntl.h>
 #include <linux/fuse.h>
 #include <pthread.h>
@@ -19,6 +21,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 namespace strata::fuse {
@@ -207,6 +210,11 @@ void* worker_main(void* arg) {
   sigaddset(&wake, wake_signal());
   pthread_sigmask(SIG_UNBLOCK, &wake, nullptr);
   bool& reader = self->reader;
+  std::optional<WorkerPlacement> placement;
+  if (l->opts.follow_walks) {
+    placement.emplace();
+    if (!placement->usable()) placement.reset();
+  }
   while (true) {
     // Wait on the device only where too few workers do; park otherwise (or leave when enough are parked).
     if (!reader) reader = l->take_slot();
@@ -235,6 +243,10 @@ void* worker_main(void* arg) {
       return nullptr;
     }
     int res = fuse_session_receive_buf(l->se, &self->buf);
+    if (placement && res >= static_cast<int>(sizeof(fuse_in_header)) && !(self->buf.flags & FUSE_BUF_IS_FD)) {
+      auto* h = static_cast<const fuse_in_header*>(self->buf.mem);
+      placement->on_request(h->opcode, h->pid);
+    }
     if (res > 0 && !fuse_session_exited(l->se) && is_quick_async(self->buf)) {
       fuse_session_process_buf(l->se, &self->buf);  // keeps its slot
       continue;

@@ -29,6 +29,8 @@ struct LoopOptions {
   // Install libfuse custom I/O (plain system calls) to learn when a worker has replied. False when another
   // transport owns the session's I/O (io_uring: fuse/uring.h).
   bool own_io = true;
+  // A worker serving a directory walk runs on the walker's CPU (walk_affinity.h).
+  bool follow_walks = true;
 };
 
 // Serve `se` until it exits (unmount, signal, fatal read error). Workers run with signals blocked; the calling

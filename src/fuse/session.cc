@@ -150,6 +150,7 @@ int run(merge::Overlay& ov, const SessionOptions& opts) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         lo.max_readers = opts.readers ? opts.readers : static_cast<unsigned>(std::clamp(cpus, 1L, 4L));
         lo.own_io = uring == nullptr;
+        lo.follow_walks = opts.prefetch;  // the other half of speeding up walks (prefetch.h, walk_affinity.h)
         rc = run_loop(se, lo);
       }
       // Before the session goes: connections closed (their pauses released), socket file removed; ring

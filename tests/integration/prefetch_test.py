@@ -39,6 +39,16 @@ def prefetch_thread_cpus(pid):
     raise AssertionError("no stratafs-pref thread in %d" % pid)
 
 
+def worker_cpus(pid):
+    """The CPU sets of the daemon's FUSE workers."""
+    out = []
+    for t in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+            if f.read().strip() == "stratafs-fuse":
+                out.append(os.sched_getaffinity(int(t)))
+    return out
+
+
 class Prefetch(MountCase):
     def tree(self, top=8, sub=4, files=3):
         """top x sub directories spread over l0 and l1 (merged), files in each; returns the relative paths."""
@@ -125,6 +135,22 @@ class Prefetch(MountCase):
             allowed = prefetch_thread_cpus(mount_test.daemon_pid(m))
             self.assertNotIn(cpu, allowed)
             self.assertTrue(allowed)
+
+    def test_workers_serving_a_walk_run_on_the_walkers_cpu(self):
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            self.skipTest("one CPU: nowhere else to go")
+        self.tree(top=10, sub=4, files=1)
+        m = self.mount()
+        subprocess.run(["taskset", "-c", str(cpus[-1]), "find", m, "-type", "f"], capture_output=True, check=True)
+        placed = worker_cpus(mount_test.daemon_pid(m))
+        self.assertIn({cpus[-1]}, placed, placed)
+        # With prefetch=0 the scheduler places the workers.
+        for d in ("u2", "w2", "m2"):
+            os.mkdir(self.p(d))
+        m2 = self.mount(opts="prefetch=0", upper="u2", work="w2", mnt="m2")
+        subprocess.run(["taskset", "-c", str(cpus[-1]), "find", m2, "-type", "f"], capture_output=True, check=True)
+        self.assertNotIn({cpus[-1]}, worker_cpus(mount_test.daemon_pid(m2)))
 
     def test_prefetch_off(self):
         expect = self.tree(top=4, sub=2, files=1)
