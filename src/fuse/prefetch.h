@@ -9,10 +9,11 @@
 // first is on top: a depth-first walk in listing order wants them in that order.
 //
 // The thread keeps off the CPU of the caller whose listing pushed the directories (read from /proc every
-// kSteerEvery directories, so a caller that moves is followed). On it, prefetching would only delay the
-// caller; on another CPU it also keeps that CPU busy, and the scheduler then wakes the daemon's worker on the
-// caller's CPU rather than on the idle one, so request and reply need no wake-up across CPUs (measured on 2
-// vCPUs: find over the bench tree 57-67 ms -> 39-40 ms, medians of 15, against 23 ms for kernel overlayfs).
+// kSteerEvery directories, so a caller that moves is followed): that CPU is where the workers serving the walk
+// run (walk_affinity.h), and prefetching there would only delay the walk. Measured on 2 vCPUs, find over the
+// bench tree (medians of 15 hand runs; kernel overlayfs 23-27 ms): 72-77 ms without prefetch, 57-67 ms with
+// the thread placed by the scheduler, 39-40 ms with it kept off the walker's CPU, 35 ms with the workers
+// pinned as well.
 //
 // Wasted work is bounded: the stack holds kMaxPending directories (the oldest dropped), and prefetching pauses
 // while too few prefetched listings are used (a caller that lists directories without entering them).
