@@ -9,7 +9,6 @@ stratafs then hold its workers in READ for as long as the test wants; other requ
 Run: python3 blocked_reads_test.py --stratafs PATH --blockfs PATH. Exit 77 when the facilities are missing
 (see mount_test.py); the CI script refuses a skip.
 """
-import argparse
 import os
 import subprocess
 import sys
@@ -93,15 +92,9 @@ class BlockedReads(MountCase):
 
 def main():
     global BLOCKFS
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--stratafs", required=True)
-    ap.add_argument("--blockfs", required=True)
-    ap.add_argument("-k", dest="pattern", action="append")
-    ap.add_argument("-v", action="store_true")
-    a = ap.parse_args()
-    mount_test.STRATAFS = os.path.abspath(a.stratafs)
-    BLOCKFS = os.path.abspath(a.blockfs)
-    return harness.run(__name__, "blocked-read tests", mount_test.have_facilities(), a.pattern, a.v)
+    paths, run = mount_test.script_main(__name__, "blocked-read tests", ["--blockfs"])
+    BLOCKFS = paths["--blockfs"]
+    return run()
 
 
 if __name__ == "__main__":

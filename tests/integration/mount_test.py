@@ -840,6 +840,22 @@ class IoUring(MountCase):
         self.assertFalse(harness.control_stats(self.p("w", "strata-control.sock"))["io_uring"])
 
 
+def script_main(module, what, paths=()):
+    """main() of a test script built on MountCase: --stratafs, the executables named in `paths` (options
+    such as "--blockfs", returned as absolute paths by name), -k PATTERN, -v."""
+    global STRATAFS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stratafs", required=True)
+    for p in paths:
+        ap.add_argument(p, required=True)
+    ap.add_argument("-k", dest="pattern", action="append")
+    ap.add_argument("-v", action="store_true")
+    a = ap.parse_args()
+    STRATAFS = os.path.abspath(a.stratafs)
+    got = {p: os.path.abspath(getattr(a, p.lstrip("-").replace("-", "_"))) for p in paths}
+    return got, lambda: harness.run(module, what, have_facilities(), a.pattern, a.v)
+
+
 def main():
     global STRATAFS, FUSE_OPTS
     ap = argparse.ArgumentParser()

@@ -2,10 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Integration tests of listing prefetch (src/fuse/prefetch.h) on real stratafs mounts.
 
-Run: python3 prefetch_test.py --stratafs PATH [--fuse-opts OPTS] [-k PATTERN]. Exit 77 when the facilities are
+Run: python3 prefetch_test.py --stratafs PATH [-k PATTERN]. Exit 77 when the facilities are
 missing (see mount_test.py); the CI script refuses a skip.
 """
-import argparse
 import os
 import subprocess
 import sys
@@ -179,15 +178,8 @@ class Prefetch(MountCase):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--stratafs", required=True)
-    ap.add_argument("--fuse-opts", default="", help="extra -o options for every stratafs mount")
-    ap.add_argument("-k", dest="pattern", action="append")
-    ap.add_argument("-v", action="store_true")
-    a = ap.parse_args()
-    mount_test.STRATAFS = os.path.abspath(a.stratafs)
-    mount_test.FUSE_OPTS = a.fuse_opts
-    return harness.run(__name__, "prefetch tests", mount_test.have_facilities(), a.pattern, a.v)
+    _, run = mount_test.script_main(__name__, "prefetch tests")
+    return run()
 
 
 if __name__ == "__main__":
