@@ -30,22 +30,38 @@ def settled(case, key, at_least, timeout=10):
 
 def prefetch_thread_cpus(pid):
     """The CPUs the daemon's prefetch thread may run on."""
+    sets = cpus_of(threads_named(pid, "stratafs-pref"))
+    if not sets:
+        raise AssertionError("no stratafs-pref thread in %d" % pid)
+    return sets[0]
+
+
+def threads_named(pid, name):
+    """The thread ids of `pid` whose name is `name` (threads that exit meanwhile are left out)."""
+    out = []
     for t in os.listdir("/proc/%d/task" % pid):
-        with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
-            if f.read().strip() != "stratafs-pref":
-                continue
-        return os.sched_getaffinity(int(t))
-    raise AssertionError("no stratafs-pref thread in %d" % pid)
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+                if f.read().strip() == name:
+                    out.append(int(t))
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def cpus_of(tids):
+    out = []
+    for t in tids:
+        try:
+            out.append(os.sched_getaffinity(t))
+        except ProcessLookupError:
+            pass  # exited meanwhile
+    return out
 
 
 def worker_cpus(pid):
     """The CPU sets of the daemon's FUSE workers."""
-    out = []
-    for t in os.listdir("/proc/%d/task" % pid):
-        with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
-            if f.read().strip() == "stratafs-fuse":
-                out.append(os.sched_getaffinity(int(t)))
-    return out
+    return cpus_of(threads_named(pid, "stratafs-fuse"))
 
 
 class Prefetch(MountCase):
@@ -69,12 +85,19 @@ class Prefetch(MountCase):
     def test_a_walk_uses_the_prefetched_listings(self):
         expect = self.tree()
         m = self.mount()
-        self.assertEqual(self.walk(m), expect)
+        # A walk that pauses before each directory, as one doing work per directory does: the prefetch thread
+        # is then ahead of it even in a sanitizer build, where it is several times slower.
+        found = []
+        for root, dirs, files in os.walk(m):
+            dirs.sort()
+            found += [os.path.relpath(os.path.join(root, f), m) for f in files]
+            time.sleep(0.02)
+        self.assertEqual(sorted(found), expect)
         s = settled(self, "listings_prefetch_used", 1)
-        # 8 + 32 subdirectories are named by listings read from their start; most must be taken ahead of the
-        # walk and then read by it (a few the walk may reach first, and read itself).
-        self.assertGreater(s["listings_prefetched"], 20, s)
-        self.assertGreater(s["listings_prefetch_used"], 20, s)
+        # 8 + 32 subdirectories are named by listings read from their start: each is taken ahead of the walk
+        # and then read by it.
+        self.assertGreater(s["listings_prefetched"], 30, s)
+        self.assertGreater(s["listings_prefetch_used"], 30, s)
         self.assertLessEqual(s["listings_prefetch_used"], s["listings_prefetched"], s)
 
     def test_changes_after_a_prefetch_are_listed(self):
@@ -124,16 +147,30 @@ class Prefetch(MountCase):
             self.skipTest("one CPU: the thread has nowhere else to go")
         expect = self.tree(top=20, sub=4, files=1)
         m = self.mount()
-        # Two walks over different halves of the tree, pinned to different CPUs: the thread follows.
+        # Two walks over different halves of the tree, pinned to different CPUs: the thread follows. Each
+        # walker stays alive after its walk: the thread, working behind it, may look it up only then.
+        walker = ("import os, sys, time\n"
+                  "n = sum(len(f) for d in sys.argv[1:] for _, _, f in os.walk(d))\n"
+                  "print(n, flush=True)\n"
+                  "time.sleep(60)\n")
         for cpu, half in ((cpus[0], "d0"), (cpus[-1], "d1")):
-            dirs = [os.path.join(m, d) for d in sorted(os.listdir(m)) if d.startswith(half)]
-            out = subprocess.run(["taskset", "-c", str(cpu), "find", *dirs, "-type", "f"], capture_output=True,
-                                 text=True, check=True).stdout
-            self.assertEqual(sorted(os.path.relpath(p, m) for p in out.split()),
-                             [p for p in expect if p.startswith(half)])
-            allowed = prefetch_thread_cpus(mount_test.daemon_pid(m))
-            self.assertNotIn(cpu, allowed)
-            self.assertTrue(allowed)
+            # Named from the layers: a listing of the mount by this process would make it a caller too.
+            dirs = [os.path.join(m, "d%02d" % i) for i in range(20) if ("d%02d" % i).startswith(half)]
+            w = subprocess.Popen(["taskset", "-c", str(cpu), sys.executable, "-c", walker, *dirs],
+                                 stdout=subprocess.PIPE, text=True)
+            try:
+                self.assertEqual(int(w.stdout.readline()), len([p for p in expect if p.startswith(half)]))
+                pid = mount_test.daemon_pid(m)
+                deadline = time.monotonic() + 10
+                allowed = prefetch_thread_cpus(pid)
+                while cpu in allowed and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                    allowed = prefetch_thread_cpus(pid)
+                self.assertNotIn(cpu, allowed)
+                self.assertTrue(allowed)
+            finally:
+                w.kill()
+                w.wait()
 
     def test_workers_serving_a_walk_run_on_the_walkers_cpu(self):
         cpus = sorted(os.sched_getaffinity(0))
