@@ -1,9 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Regular-file requests: open/create, the data path, and release.
 #include <fcntl.h>
-#include <sys/uio.h>
-
-#include <cerrno>
 
 #include "daemon.h"
 #include "loop.h"
@@ -87,13 +84,8 @@ void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info*
     }
     // No worker is left waiting on the device and the stand-in waits for this READ to take long: if the
     // range's last byte is not in the page cache, the splice will wait for the disk, so start it now.
-    if (stand_in_deferred() && size > 0) {
-      char probe;
-      iovec v{&probe, 1};
-      if (::preadv2(file_of(fi)->fd(), &v, 1, off + static_cast<off_t>(size) - 1, RWF_NOWAIT) < 0 &&
-          errno == EAGAIN)
-        about_to_block();
-    }
+    const off_t last = off + static_cast<off_t>(size) - 1;
+    if (stand_in_deferred() && size > 0 && !sys::byte_cached(file_of(fi)->fd(), last)) about_to_block();
     fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
     buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
     buf.buf[0].fd = file_of(fi)->fd();

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,6 +20,12 @@ Result<size_t> pread_some(int fd, void* buf, size_t size, off_t offset) {
     if (n >= 0) return static_cast<size_t>(n);
     if (errno != EINTR) return errno_error("pread");
   }
+}
+
+bool byte_cached(int fd, off_t offset) {
+  char probe;
+  iovec v{&probe, 1};
+  return !(::preadv2(fd, &v, 1, offset, RWF_NOWAIT) < 0 && errno == EAGAIN);
 }
 
 Status write_all(int fd, const void* buf, size_t size) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "strata/sys/fs.h"
+#include "strata/sys/store_io.h"
 #include "tree.h"
 
 namespace {
@@ -45,6 +46,18 @@ class SysTest : public ::testing::Test {
   Tree root{tmp.sub("root")};
   UniqueFd rootfd;
 };
+
+// A byte just written is in the page cache; past the end nothing waits either. (Uncached data cannot be
+// produced reliably in a test: tmpfs keeps everything in memory.)
+TEST_F(SysTest, ByteCachedAfterAWrite) {
+  std::string path = tmp.path() + "/cached";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::pwrite(fd, "abcd", 4, 8192), 4);
+  EXPECT_TRUE(sys::byte_cached(fd, 8195));
+  EXPECT_TRUE(sys::byte_cached(fd, 1 << 20));
+  ::close(fd);
+}
 
 TEST_F(SysTest, OpenBeneathNestedPath) {
   root.file("a/b/c.txt", "deep");

@@ -17,6 +17,9 @@ namespace strata::sys {
 
 // pread(2) retried on EINTR: bytes read at `offset`, 0 at end of file.
 Result<size_t> pread_some(int fd, void* buf, size_t size, off_t offset);
+// False when reading the byte at `offset` would wait for I/O (preadv2 RWF_NOWAIT says EAGAIN: not in the page
+// cache); true otherwise (cached, at or past the end, or the probe cannot tell).
+bool byte_cached(int fd, off_t offset);
 // write(2) at the current file position (O_APPEND fds) until all `size` bytes are written.
 Status write_all(int fd, const void* buf, size_t size);
 // flock(2); op is LOCK_SH, LOCK_EX or LOCK_UN, optionally | LOCK_NB (then EWOULDBLOCK when held).
