@@ -55,10 +55,10 @@ Status copy_xattrs(int src_dir, const char* src_name, int dst_dir, const char* d
   return {};
 }
 
-Status copy_up(int src_dir, const std::string& name, const struct stat& st, int dst_dir,
-               const std::string& dst_name, int work_dir, const std::string& tmp_name, const Options& opts) {
+Result<UniqueFd> build_copy(int src_dir, const std::string& name, const struct stat& st, int work_dir,
+                            const std::string& tmp_name, const Options& opts) {
   const char* tmp = tmp_name.c_str();
-  bool is_dir = S_ISDIR(st.st_mode);
+  UniqueFd data;
   auto build = [&]() -> Status {
     switch (st.st_mode & S_IFMT) {
       case S_IFREG: {
@@ -66,10 +66,9 @@ Status copy_up(int src_dir, const std::string& name, const struct stat& st, int 
         if (!in) return in.take_error();
         auto out = sys::open_at(work_dir, tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
         if (!out) return out.take_error();
-        if (opts.with_data) STRATA_TRY(sys::copy_data(in->get(), out->get(), st.st_size, opts.fsync));
-        STRATA_TRY(finish_meta(src_dir, name, st, work_dir, tmp, false, opts));
-        if (opts.fsync) STRATA_TRY(sys::fsync_fd(out->get(), false));
-        return {};
+        data = std::move(*out);
+        if (opts.with_data) STRATA_TRY(sys::copy_data(in->get(), data.get(), st.st_size, opts.fsync));
+        return finish_meta(src_dir, name, st, work_dir, tmp, false, opts);
       }
       case S_IFDIR:
         STRATA_TRY(sys::mkdir_at(work_dir, tmp, 0700));
@@ -88,6 +87,20 @@ Status copy_up(int src_dir, const std::string& name, const struct stat& st, int 
   Status r = build();
   if (r && !opts.override_xattr.empty() && !S_ISLNK(st.st_mode))
     r = sys::set_xattr(work_dir, tmp, opts.override_xattr.c_str(), opts.override_value, 0);
+  if (!r) {
+    // Best effort: a temporary left behind is removed at the next mount.
+    (void)sys::unlink_at(work_dir, tmp, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
+    return make_error(r.error().err, "copy-up", name + ": " + r.error().message());
+  }
+  return data;
+}
+
+Status publish_copy(UniqueFd data, bool is_dir, int work_dir, const std::string& tmp_name, int dst_dir,
+                    const std::string& dst_name, const Options& opts) {
+  const char* tmp = tmp_name.c_str();
+  Status r;
+  if (opts.fsync && data.valid()) r = sys::fsync_fd(data.get(), false);
+  data.reset();
   bool indexed = false;
   if (r && opts.index_dir >= 0) {
     if (!opts.nlink_xattr.empty()) r = sys::set_xattr(work_dir, tmp, opts.nlink_xattr.c_str(), opts.nlink_value, 0);
@@ -103,11 +116,17 @@ Status copy_up(int src_dir, const std::string& name, const struct stat& st, int 
   }
   if (!r && indexed) (void)sys::unlink_at(opts.index_dir, opts.index_name.c_str(), 0);  // undo: no copy-up
   if (!r) {
-    // Best effort: a temporary left behind is removed at the next mount.
-    (void)sys::unlink_at(work_dir, tmp, is_dir ? AT_REMOVEDIR : 0);
+    (void)sys::unlink_at(work_dir, tmp, is_dir ? AT_REMOVEDIR : 0);  // else removed at the next mount
     return make_error(r.error().err, "copy-up", dst_name + ": " + r.error().message());
   }
   return {};
+}
+
+Status copy_up(int src_dir, const std::string& name, const struct stat& st, int dst_dir,
+               const std::string& dst_name, int work_dir, const std::string& tmp_name, const Options& opts) {
+  auto data = build_copy(src_dir, name, st, work_dir, tmp_name, opts);
+  if (!data) return data.take_error();
+  return publish_copy(std::move(*data), S_ISDIR(st.st_mode), work_dir, tmp_name, dst_dir, dst_name, opts);
 }
 
 }  // namespace strata::copyup

@@ -39,6 +39,8 @@ Result<UniqueFd> reopen(int fd, int flags) {
   return UniqueFd(nfd);
 }
 
+void start_writeback(int fd) { (void)::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE); }
+
 Result<UniqueFd> open_beneath(int rootfd, std::string_view relpath, int flags, mode_t mode) {
   std::string path(relpath);
   struct open_how how {};

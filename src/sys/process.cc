@@ -67,4 +67,16 @@ int last_cpu_of(pid_t tid) {
   return static_cast<int>(cpu);
 }
 
+std::string boot_id() {
+  int fd = ::open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  char buf[64];
+  ssize_t n = ::read(fd, buf, sizeof buf);
+  ::close(fd);
+  if (n <= 0) return {};
+  std::string id(buf, static_cast<size_t>(n));
+  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+  return id.find('/') == std::string::npos ? id : std::string();
+}
+
 }  // namespace strata::sys

@@ -8,6 +8,10 @@
 // in the upper; a leftover temporary in the work directory is removed at the next mount.
 // The caller guarantees the destination directory already exists in the upper and serializes copy-ups of one
 // object. Thread-safety: reentrant.
+//
+// Two phases, for callers that make the copy durable their own way: build_copy makes the complete copy under the
+// temporary name, invisible; publish_copy fsyncs it (when given its fd) and renames it into place. The engine
+// publishes without the fsync and fsyncs in the background, with a crash record (unsynced.h).
 #pragma once
 
 #include <sys/stat.h>
@@ -15,6 +19,7 @@
 #include <string>
 
 #include "strata/base/result.h"
+#include "strata/base/unique_fd.h"
 
 namespace strata::copyup {
 
@@ -34,6 +39,16 @@ struct Options {
   std::string override_value;
 };
 
+// Phase 1: the copy under work_dir/tmp_name: data, xattrs, owner, mode, times, the override xattr. Returns the
+// copy's fd (open for writing) for a regular file, else an empty one. On failure the temporary is removed.
+Result<UniqueFd> build_copy(int src_dir, const std::string& name, const struct stat& st, int work_dir,
+                            const std::string& tmp_name, const Options& opts);
+// Phase 2: fsync `data` (opts.fsync), link the index entry (opts.index_dir), rename into dst_dir/dst_name with
+// RENAME_NOREPLACE keeping dst_dir's times. On failure the temporary and the index entry are removed.
+Status publish_copy(UniqueFd data, bool is_dir, int work_dir, const std::string& tmp_name, int dst_dir,
+                    const std::string& dst_name, const Options& opts);
+
+// Both phases at once.
 Status copy_up(int src_dir, const std::string& name, const struct stat& st, int dst_dir,
                const std::string& dst_name, int work_dir, const std::string& tmp_name, const Options& opts);
 

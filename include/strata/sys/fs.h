@@ -33,6 +33,8 @@ Result<UniqueFd> open_path(const char* path, int flags);
 Result<UniqueFd> open_beneath(int rootfd, std::string_view relpath, int flags, mode_t mode = 0);
 // Reopen an fd (typically O_PATH) with other flags through /proc/self/fd.
 Result<UniqueFd> reopen(int fd, int flags);
+// Start writeback of fd's dirty pages without waiting (sync_file_range WRITE): a hint; fsync still decides.
+void start_writeback(int fd);
 
 Result<struct stat> stat_at(int dirfd, const char* name);  // never follows; "" = dirfd itself
 Status mkdir_at(int dirfd, const char* name, mode_t mode);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// sys: the process's descriptor limits and table, and where a thread runs. Best effort: nothing thrown or
+// sys: the process's descriptor limits and table, where a thread runs, the boot it runs in. Best effort: nothing thrown or
 // logged.
 // Thread-safety: reentrant; reserve_fd_table is meant for start-up, before the process's threads exist.
 #pragma once
@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <string>
 
 namespace strata::sys {
 
@@ -20,5 +21,8 @@ size_t reserve_fd_table(size_t count);
 
 // The CPU thread `tid` (in this process's pid namespace) last ran on, from /proc/TID/stat; -1 if unknown.
 int last_cpu_of(pid_t tid);
+
+// This boot's id (/proc/sys/kernel/random/boot_id, 36 characters); empty if unreadable.
+std::string boot_id();
 
 }  // namespace strata::sys
