@@ -121,6 +121,8 @@ void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 
 void op_fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
   guarded(req, "fsync", [&] {
+    // A copy-up still being fsynced in the background is made durable first, and its crash record dropped.
+    daemon_of(req)->ov->settle(file_of(fi)->node());
     auto r = sys::fsync_fd(file_of(fi)->fd(), datasync != 0);
     reply_status(req, r);
   });

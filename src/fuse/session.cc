@@ -54,6 +54,8 @@ control::ServerHooks control_hooks(merge::Overlay* ov, Daemon* d, const std::uni
         .add("fd_cache_nodes", static_cast<uint64_t>(ov->fd_cache().size()))
         .add("fd_cache_fds", static_cast<uint64_t>(ov->fd_cache().fd_count()))
         .add("copy_ups", ov->copy_ups())
+        .add("copy_ups_deferred", ov->copy_ups_deferred())
+        .add("copy_up_waits", ov->copy_up_waits())
         .add("listings_prefetched", ov->listings_prefetched())
         .add("listings_prefetch_used", ov->listings_prefetch_used())
         .add("fuse_requests", d->requests.load(std::memory_order_relaxed))

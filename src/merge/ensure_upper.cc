@@ -2,6 +2,7 @@
 // Copy-up orchestration: parents first, one node at a time under its own lock.
 #include "strata/copyup/copy_up.h"
 #include "strata/merge/overlay.h"
+#include "strata/base/log.h"
 #include "strata/sys/fs.h"
 
 namespace strata::merge {
@@ -60,8 +61,11 @@ Status Overlay::copy_up_one(Node* n, bool with_data) {
     o.nlink_value = std::to_string(static_cast<long>(st->st_nlink) - 2);
     (void)sys::unlink_at(o.index_dir, o.index_name.c_str(), 0);  // a stale entry from a failed copy-up
   }
-  STRATA_TRY(copyup::copy_up((*src)->get(), place.name, *st, (*dst)->get(), place.name, work_.get(), tmp_name(),
-                             o));
+  if (fsync_ && unsynced_ && S_ISREG(st->st_mode) && !index)
+    STRATA_TRY(copy_up_deferred(n, place.name, *st, (*src)->get(), (*dst)->get(), o));
+  else
+    STRATA_TRY(copyup::copy_up((*src)->get(), place.name, *st, (*dst)->get(), place.name, work_.get(), tmp_name(),
+                               o));
   if (index) {
     auto ust = sys::stat_at((*dst)->get(), place.name.c_str());
     std::lock_guard il(n->mu);
@@ -80,6 +84,61 @@ Status Overlay::copy_up_one(Node* n, bool with_data) {
   }
   n->set_top(0);
   copy_ups_.fetch_add(1, std::memory_order_relaxed);
+  return {};
+}
+
+std::optional<std::string> Overlay::union_path(Node* n) {
+  std::string path;
+  NodeRef cur = table_.ref(n);
+  while (cur.get() != root()) {
+    auto place = table_.place(cur.get());
+    if (!place.parent) return std::nullopt;  // removed meanwhile
+    path = path.empty() ? place.name : place.name + "/" + path;
+    cur = std::move(place.parent);
+  }
+  return path;
+}
+
+Status Overlay::copy_up_deferred(Node* n, const std::string& name, const struct stat& st, int src, int dst,
+                                 const copyup::Options& o) {
+  auto path = union_path(n);
+  if (!path) return make_error(ENOENT, "copy-up", "object was removed");
+  std::string tmp = tmp_name();
+  copyup::Options built = o;
+  built.fsync = false;  // no writeback pushed during the copy: the queue starts it
+  auto data = copyup::build_copy(src, name, st, work_.get(), tmp, built);
+  if (!data) return data.take_error();
+  auto dst_st = sys::stat_at(data->get(), "");
+  if (!dst_st) {
+    (void)sys::unlink_at(work_.get(), tmp.c_str(), 0);
+    return dst_st.take_error();
+  }
+  // Recorded before it becomes visible: a crash from here on finds the record (copyup/unsynced.h).
+  auto rec = copyup::record_unsynced(unsynced_->get(), tmp, boot_id_, dst_st->st_ino, *path);
+  if (!rec) {
+    // No record (a path too long for a symlink's target, say): durable now, as kernel overlayfs does it.
+    return copyup::publish_copy(std::move(*data), false, work_.get(), tmp, dst, name, o);
+  }
+  auto pub = copyup::publish_copy(UniqueFd(), false, work_.get(), tmp, dst, name, built);
+  if (!pub) {
+    (void)copyup::clear_unsynced(unsynced_->get(), tmp);
+    return pub;
+  }
+  auto fd = std::make_shared<UniqueFd>(std::move(*data));
+  CopyUpQueue::Job job;
+  job.start = [fd] { sys::start_writeback(fd->get()); };
+  job.finish = [this, fd, tmp, name] {
+    auto r = sys::fsync_fd(fd->get(), false);
+    fd->reset();
+    if (!r) {
+      // The record stays: the next mount repairs the copy as after a crash.
+      log::error("copy-up of %s: fsync failed: %s", name.c_str(), r.error().message().c_str());
+      return;
+    }
+    auto c = copyup::clear_unsynced(unsynced_->get(), tmp);
+    if (!c) log::warning("copy-up of %s: record not removed: %s", name.c_str(), c.error().message().c_str());
+  };
+  n->unsynced_job.store(copy_up_queue_.push(std::move(job)), std::memory_order_release);
   return {};
 }
 

@@ -9,6 +9,7 @@
 #include "strata/base/log.h"
 #include "strata/sys/fs.h"
 #include "strata/sys/identity.h"
+#include "strata/sys/process.h"
 #include "strata/sys/socket_io.h"
 #include "strata/whiteout/whiteout.h"
 
@@ -62,7 +63,7 @@ Result<std::unique_ptr<Overlay>> Overlay::open(const OverlayOptions& opts) {
   for (const auto& l : opts.lowerdirs) STRATA_TRY(add(l));
 
   UniqueFd work;
-  SharedFd index;
+  SharedFd index, unsynced;
   if (!opts.upperdir.empty()) {
     auto wfd = sys::open_path(opts.workdir.c_str(), O_PATH | O_DIRECTORY);
     if (!wfd) return make_error(wfd.error().err, "open workdir", opts.workdir);
@@ -80,6 +81,12 @@ Result<std::unique_ptr<Overlay>> Overlay::open(const OverlayOptions& opts) {
     auto ix = sys::open_at(wfd->get(), "strata-index", O_PATH | O_DIRECTORY);
     if (!ix) return make_error(ix.error().err, "open", opts.workdir + "/strata-index");
     index = std::make_shared<const UniqueFd>(std::move(*ix));
+    auto mu = sys::mkdir_at(wfd->get(), copyup::kUnsyncedDir, 0700);
+    if (!mu && mu.error().err != EEXIST)
+      return make_error(mu.error().err, "create", opts.workdir + "/" + copyup::kUnsyncedDir);
+    auto un = sys::open_at(wfd->get(), copyup::kUnsyncedDir, O_PATH | O_DIRECTORY);
+    if (!un) return make_error(un.error().err, "open", opts.workdir + "/" + copyup::kUnsyncedDir);
+    unsynced = std::make_shared<const UniqueFd>(std::move(*un));
   }
 
   auto rst = sys::stat_at(layers[0].root_shared->get(), "");
@@ -117,6 +124,18 @@ Result<std::unique_ptr<Overlay>> Overlay::open(const OverlayOptions& opts) {
     auto ents = sys::read_dir(ov->work_.get());
     if (ents)
       for (auto& e : *ents) STRATA_TRY(ov->remove_tree_in_work(e.name));
+    // Copy-ups a crash may have left without their data (copyup/unsynced.h).
+    ov->unsynced_ = std::move(unsynced);
+    ov->boot_id_ = sys::boot_id();
+    std::vector<int> lowers;
+    for (size_t i = 1; i < ov->layers_.size(); ++i) lowers.push_back(ov->layers_[i].root_shared->get());
+    auto rec = copyup::recover_unsynced(ov->unsynced_->get(), ov->layers_[0].root_shared->get(), lowers,
+                                        ov->boot_id_);
+    if (!rec)
+      return make_error(rec.error().err, "repair copy-ups cut short by a crash",
+                        opts.workdir + "/" + copyup::kUnsyncedDir + ": " + rec.error().message());
+    for (const auto& m : rec->messages) log::warning("%s", m.c_str());
+    ov->recovery_ = std::move(*rec);
     // Whiteouts are 0/0 devices where mknod is allowed (as the kernel writes them), else `.wh.` files. Like the
     // kernel, link them all to one shared device inode: allocating an inode per whiteout dominated `rm -rf`
     // of a lower tree (ext4's inode allocator, measured with perf).
@@ -331,6 +350,7 @@ Result<struct statvfs> Overlay::statfs() {
 
 Status Overlay::sync_upper() {
   if (!has_upper_) return {};
+  settle_all();
   // syncfs refuses O_PATH fds (the layer roots are O_PATH).
   auto fd = sys::reopen(layers_[0].root_shared->get(), O_RDONLY | O_DIRECTORY);
   if (!fd) return fd.take_error();

@@ -46,6 +46,7 @@ Status Overlay::unlink(Node* parent, const std::string& name) {
   if (!e) return e.take_error();
   Node* n = e->node.get();
   if (n->is_dir()) return make_error(EISDIR, "unlink", name);
+  settle(n);  // a copy-up still being made durable is recorded under this path (copyup/unsynced.h)
   // A lower hard link is copied up first (into the index) so its other names keep an exact link count, as
   // overlayfs with index=on does.
   if (n->top() != 0 && e->st.st_nlink > 1) STRATA_TRY(ensure_upper(n));

@@ -50,6 +50,9 @@ Status Overlay::rename(Node* p1, const std::string& n1, Node* p2, const std::str
   if (exchange && !tgt) return make_error(ENOENT, "rename", n2);
   if ((flags & RENAME_NOREPLACE) && tgt) return make_error(EEXIST, "rename", n2);
   if (tgt == src) return {};
+  // A copy-up still being made durable is recorded under its path (copyup/unsynced.h): let it finish first.
+  settle(src);
+  if (tgt) settle(tgt);
   // overlayfs refuses to move a directory with lower parts before it looks at the target.
   if (!movable(src) || (exchange && !movable(tgt))) return make_error(EXDEV, "rename", n1);
   if (tgt && !exchange) {

@@ -107,6 +107,10 @@ class Node {
   std::string index_name;             // copied-up lower hard link: its entry in the index directory
   std::shared_ptr<const Listing> listing;  // directories: the last merged listing (Overlay::listing)
 
+  // A copy-up put in place before its data was durable (copyup/unsynced.h): the CopyUpQueue job that fsyncs
+  // it (0: none). Overlay::settle waits for it.
+  std::atomic<uint64_t> unsynced_job{0};
+
   // Names in the merged view minus links of the real inode, for a copied-up lower hard link (whose lower-only
   // names are not links of the upper inode). Persisted in the index entry's xattr.
   std::atomic<int> nlink_delta{0};

@@ -7,6 +7,8 @@
 //   - Lower layers are never modified; every change lands in the upper, through copy-up when the object lives
 //     in a lower layer (parents first; atomically via the work directory).
 //   - A node's `top` only moves up (to 0) and does so under Node::mu; once 0 it stays 0.
+//   - A regular file's copy-up may be in place before its data is on disk: it is then recorded in
+//     WORKDIR/strata-unsynced until its background fsync, and repaired at the next mount after a crash.
 //   - Every method returns an Error whose errno is what the FUSE reply should carry. No method throws (except
 //     std::bad_alloc, which the FUSE adapter turns into ENOMEM).
 // Threading: all methods may run concurrently. The kernel already serializes namespace changes within one
@@ -26,6 +28,9 @@
 #include <vector>
 
 #include "strata/base/result.h"
+#include "strata/copyup/copy_up.h"
+#include "strata/copyup/unsynced.h"
+#include "strata/merge/copy_up_queue.h"
 #include "strata/merge/fd_cache.h"
 #include "strata/merge/id_map.h"
 #include "strata/merge/node_table.h"
@@ -180,10 +185,23 @@ class Overlay {
   // Attributes as the merged view reports them (inode number, link count, owner and mode: see ownership.cc).
   struct stat fix_stat(Node* n, struct stat st);
 
-  // Copy the node (and its parents) into the upper layer if it is not there yet.
+  // Copy the node (and its parents) into the upper layer if it is not there yet. A regular file's copy is
+  // renamed into place before its data is durable and fsynced in the background (copyup/unsynced.h).
   Status ensure_upper(Node* n, bool with_data = true);
+  // Wait until `n`'s copy-up, if one is being fsynced in the background, is durable: before fsync(2) on it,
+  // and before it is renamed or removed (its crash record names its path).
+  void settle(Node* n) {
+    if (uint64_t job = n->unsynced_job.load(std::memory_order_acquire)) copy_up_queue_.wait(job);
+  }
+  // Wait until every copy-up made so far is durable.
+  void settle_all() { copy_up_queue_.drain(); }
+  // Copy-ups fsynced in the background, operations that waited for one, and copies repaired at mount (stats).
+  uint64_t copy_ups_deferred() const { return copy_up_queue_.pushed(); }
+  uint64_t copy_up_waits() const { return copy_up_queue_.waits(); }
+  const copyup::Recovery& recovery() const { return recovery_; }
 
-  // syncfs(2) of the upper layer's filesystem (the control socket's pause and sync); nothing without an upper.
+  // syncfs(2) of the upper layer's filesystem (the control socket's pause and sync), after every copy-up being
+  // published is in place; nothing without an upper.
   Status sync_upper();
   // Objects copied up since the mount (a relaxed counter, for stats).
   uint64_t copy_ups() const { return copy_ups_.load(std::memory_order_relaxed); }
@@ -253,6 +271,11 @@ class Overlay {
   Status clear_whiteouts(int dirfd);
   Status remove_tree_in_work(const std::string& name);
   Status copy_up_one(Node* n, bool with_data);
+  // A regular file's copy-up whose fsync copy_up_queue_ does (copyup/unsynced.h).
+  Status copy_up_deferred(Node* n, const std::string& name, const struct stat& st, int src, int dst,
+                          const copyup::Options& o);
+  // n's path from the root of the union ("a/b/c"), the same in the upper; nullopt if it has no name now.
+  std::optional<std::string> union_path(Node* n);
   void pin(Node* n);
   // Create-family common path: run `make(dirfd, name)` in the upper, over a whiteout if there is one.
   template <typename Make>
@@ -291,6 +314,11 @@ class Overlay {
   const char* override_xattr_ = nullptr;  // xattr_permissions: the override_stat name, else null
   NodeTable table_;
   FdCache fd_cache_;
+  SharedFd unsynced_;          // WORKDIR/strata-unsynced: copy-ups not yet durable
+  std::string boot_id_;        // this boot's id, recorded with them
+  copyup::Recovery recovery_;  // what the mount repaired
+  // Last: destroyed first, it fsyncs what is queued while the rest is still there.
+  CopyUpQueue copy_up_queue_;
 };
 
 }  // namespace strata::merge
