@@ -61,7 +61,7 @@ Status Overlay::copy_up_one(Node* n, bool with_data) {
     o.nlink_value = std::to_string(static_cast<long>(st->st_nlink) - 2);
     (void)sys::unlink_at(o.index_dir, o.index_name.c_str(), 0);  // a stale entry from a failed copy-up
   }
-  if (fsync_ && unsynced_ && S_ISREG(st->st_mode) && !index)
+  if (fsync_ && background_fsync_ && S_ISREG(st->st_mode) && !index)
     STRATA_TRY(copy_up_deferred(n, place.name, *st, (*src)->get(), (*dst)->get(), o));
   else
     STRATA_TRY(copyup::copy_up((*src)->get(), place.name, *st, (*dst)->get(), place.name, work_.get(), tmp_name(),

@@ -8,6 +8,7 @@
 
 #include "strata/base/log.h"
 #include "strata/sys/fs.h"
+#include "strata/sys/fs_extra.h"
 #include "strata/sys/identity.h"
 #include "strata/sys/process.h"
 #include "strata/sys/socket_io.h"
@@ -126,6 +127,8 @@ Result<std::unique_ptr<Overlay>> Overlay::open(const OverlayOptions& opts) {
       for (auto& e : *ents) STRATA_TRY(ov->remove_tree_in_work(e.name));
     // Copy-ups a crash may have left without their data (copyup/unsynced.h).
     ov->unsynced_ = std::move(unsynced);
+    // The crash record must reach the disk before the rename it covers (copyup/unsynced.h).
+    ov->background_fsync_ = opts.background_fsync.value_or(sys::orders_metadata(ov->layers_[0].root_shared->get()));
     ov->boot_id_ = sys::boot_id();
     std::vector<int> lowers;
     for (size_t i = 1; i < ov->layers_.size(); ++i) lowers.push_back(ov->layers_[i].root_shared->get());

@@ -2,9 +2,15 @@
 #include "strata/sys/fs_extra.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
+#include <climits>
+#include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -90,6 +96,33 @@ Status remove_tree_at(int dirfd, const char* name) {
     }
   }
   return {};
+}
+
+bool orders_metadata(int fd) {
+  struct statfs fs;
+  if (::fstatfs(fd, &fs) < 0) return false;
+  switch (static_cast<unsigned long>(fs.f_type)) {
+    case XFS_SUPER_MAGIC:
+    case BTRFS_SUPER_MAGIC:
+    case TMPFS_MAGIC:
+      return true;
+    case EXT4_SUPER_MAGIC:
+      break;
+    default:
+      return false;
+  }
+  // ext4 (and ext2/3, same magic): journaled when jbd2 runs for its device, /proc/fs/jbd2/NAME-8.
+  struct stat st;
+  if (::fstat(fd, &st) < 0) return false;
+  char link[64], target[PATH_MAX];
+  std::snprintf(link, sizeof link, "/sys/dev/block/%u:%u", major(st.st_dev), minor(st.st_dev));
+  ssize_t n = ::readlink(link, target, sizeof target - 1);
+  if (n <= 0) return false;
+  target[n] = '\0';
+  const char* name = std::strrchr(target, '/');
+  name = name ? name + 1 : target;
+  std::string jbd = std::string("/proc/fs/jbd2/") + name + "-8";
+  return ::access(jbd.c_str(), F_OK) == 0;
 }
 
 }  // namespace strata::sys

@@ -238,6 +238,7 @@ class DurableCopyUp : public ::testing::Test {
     o.upperdir = up.root();
     o.workdir = wk.root();
     o.fsync = true;
+    o.background_fsync = true;  // whatever the test's filesystem (sys_test covers the automatic choice)
     auto r = strata::merge::Overlay::open(o);
     if (!r) throw std::runtime_error("Overlay::open: " + r.error().message());
     ov = std::move(*r);

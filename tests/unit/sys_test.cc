@@ -4,6 +4,8 @@
 // copies keep holes.
 #include <gtest/gtest.h>
 #include <linux/fs.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "strata/sys/fs.h"
+#include "strata/sys/fs_extra.h"
 #include "strata/sys/store_io.h"
 #include "tree.h"
 
@@ -481,6 +484,21 @@ TEST_F(SysTest, UtimensAtNamedSymlinkTouchesTheLink) {
   ASSERT_TRUE(sys::utimens_at(rootfd.get(), "link", ts));
   EXPECT_EQ(lstat_or_throw(root.path("link")).st_mtim.tv_sec, 200);
   EXPECT_NE(lstat_or_throw(root.path("target")).st_mtim.tv_sec, 200);
+}
+
+TEST(SysOrdersMetadata, KnownAndUnknownFilesystems) {
+  // procfs keeps no metadata on a disk at all: not a filesystem a crash record can be trusted to.
+  int proc = ::open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(proc, 0);
+  EXPECT_FALSE(strata::sys::orders_metadata(proc));
+  ::close(proc);
+  struct statfs fs;
+  int shm = ::open("/dev/shm", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (shm >= 0 && ::fstatfs(shm, &fs) == 0 && fs.f_type == TMPFS_MAGIC) {
+    EXPECT_TRUE(strata::sys::orders_metadata(shm));
+  }
+  if (shm >= 0) ::close(shm);
+  // ext4 with and without a journal: tests/integration/durability_test.py, on images of its own.
 }
 
 }  // namespace

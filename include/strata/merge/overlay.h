@@ -51,6 +51,9 @@ struct OverlayOptions {
   int xattr_permissions = 0;
   // false: whiteouts are always `.wh.NAME` files (fuse-overlayfs's FUSE_OVERLAYFS_DISABLE_OVL_WHITEOUT).
   bool device_whiteouts = true;
+  // Copy-ups fsynced in the background with crash records (copyup/unsynced.h) rather than before their rename.
+  // Unset: where the upper's filesystem keeps metadata changes in order (sys::orders_metadata), else not.
+  std::optional<bool> background_fsync;
 };
 
 // Who is asking: ownership for new objects (ids as the kernel gives them: the view side of OverlayOptions::ids).
@@ -315,6 +318,7 @@ class Overlay {
   NodeTable table_;
   FdCache fd_cache_;
   SharedFd unsynced_;          // WORKDIR/strata-unsynced: copy-ups not yet durable
+  bool background_fsync_ = false;
   std::string boot_id_;        // this boot's id, recorded with them
   copyup::Recovery recovery_;  // what the mount repaired
   // Last: destroyed first, it fsyncs what is queued while the rest is still there.
