@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "strata/merge/copy_up_queue.h"
 
-#include "strata/base/log.h"
-
 #include <pthread.h>
 
 #include <exception>
 #include <system_error>
 #include <utility>
 #include <vector>
+
+#include "strata/base/log.h"
 
 namespace strata::merge {
 namespace {
@@ -70,13 +70,6 @@ void CopyUpQueue::wait(uint64_t seq) {
   waits_.fetch_add(1, std::memory_order_relaxed);
   std::unique_lock lk(m_);
   done_cv_.wait(lk, [&] { return finished() >= seq; });
-}
-
-void CopyUpQueue::wait_for(const std::atomic<bool>& flag) {
-  if (flag.load(std::memory_order_acquire)) return;
-  waits_.fetch_add(1, std::memory_order_relaxed);
-  std::unique_lock lk(m_);
-  done_cv_.wait(lk, [&] { return flag.load(std::memory_order_acquire); });
 }
 
 void CopyUpQueue::loop() {

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Copy-up orchestration: parents first, one node at a time under its own lock.
+#include "strata/base/log.h"
 #include "strata/copyup/copy_up.h"
 #include "strata/merge/overlay.h"
-#include "strata/base/log.h"
 #include "strata/sys/fs.h"
 
 namespace strata::merge {

@@ -381,6 +381,25 @@ class Pause(CommitCase):
 
 
 class Errors(CommitCase):
+    def test_copy_ups_cut_short_by_a_crash_are_refused(self):
+        mp = self.mount("img:v1", "c1")
+        open(os.path.join(mp, "f"), "w").write("x")
+        self.strata("umount", "c1")
+        # What a machine crash leaves (stratafs(1), CRASH SAFETY): a record of a copy-up whose data may not be
+        # on disk. The upper must not be committed before a mount repairs it.
+        work = os.path.join(self.root, "containers", "c1", "work")
+        log = os.path.join(work, "strata-unsynced")
+        self.assertTrue(os.path.isdir(log), os.listdir(work))
+        os.symlink("another-boot/1/f", os.path.join(log, "#strata.1.1"))
+        blobs = self.blobs()
+        r = self.commit("c1", "x", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("cut short by a crash", r.stderr)
+        self.assertIn(log, r.stderr)
+        self.assertEqual(self.blobs(), blobs)
+        os.unlink(os.path.join(log, "#strata.1.1"))
+        self.commit("c1", "x")
+
     def test_unknown_container_missing_upper_unknown_image(self):
         r = self.commit("nosuch", "x", check=False)
         self.assertNotEqual(r.returncode, 0)

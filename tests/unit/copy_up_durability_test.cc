@@ -98,14 +98,14 @@ TEST(CopyUpQueue, StartsABatchBeforeFinishingIt) {
   EXPECT_EQ(log, want);
 }
 
-TEST(CopyUpQueue, WaitForAFlagAndBackpressure) {
+TEST(CopyUpQueue, Backpressure) {
   CopyUpQueue q(1);
   Gate gate;
   std::atomic<bool> done{false};
-  q.push({nullptr, [&] {
-            gate.wait();
-            done = true;
-          }});
+  uint64_t first = q.push({nullptr, [&] {
+                             gate.wait();
+                             done = true;
+                           }});
   std::atomic<bool> pushed{false};
   std::thread pusher([&] {
     q.push({nullptr, [] {}});  // the queue is full: blocks until the first job finished
@@ -114,7 +114,7 @@ TEST(CopyUpQueue, WaitForAFlagAndBackpressure) {
   std::this_thread::sleep_for(std::chrono::milliseconds(30));
   EXPECT_FALSE(pushed.load());
   gate.release();
-  q.wait_for(done);
+  q.wait(first);
   EXPECT_TRUE(done.load());
   pusher.join();
   EXPECT_TRUE(pushed.load());

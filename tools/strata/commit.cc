@@ -15,6 +15,7 @@
 
 #include "common.h"
 #include "strata/control/client.h"
+#include "strata/copyup/unsynced.h"
 #include "strata/oci/image.h"
 #include "strata/sys/fs.h"
 #include "strata/sys/tool_io.h"
@@ -255,6 +256,19 @@ int cmd_commit(const Globals& g, const Args& args) {
     return fail("container " + container + ": its upper directory " + upper + ": " +
                 upper_fd.error().message());
   const bool mounted = !mountpoint.empty() && sys::is_mount_point(mountpoint);
+  // A crash may have cut copy-ups short: their records stay in WORK/strata-unsynced until stratafs mounts the
+  // upper again and repairs them (stratafs(1), CRASH SAFETY). Until then the upper may hold files whose data
+  // never reached the disk.
+  if (!mounted) {
+    std::string log_dir = work + "/" + copyup::kUnsyncedDir;
+    if (auto log = sys::open_path(log_dir.c_str(), O_RDONLY | O_DIRECTORY)) {
+      auto ents = sys::read_dir(log->get());
+      if (ents && !ents->empty())
+        return fail("container " + container + ": " + std::to_string(ents->size()) +
+                    " copy-up(s) were cut short by a crash (" + log_dir +
+                    "): mount the container once with stratafs to repair them, then commit");
+    }
+  }
 
   // Resumes on every return: resume() below, and the daemon resumes when the connection closes.
   std::optional<control::Client> paused;

@@ -41,13 +41,11 @@ class CopyUpQueue {
   uint64_t push(Job job);
   // Wait until every job numbered up to `seq` has finished.
   void wait(uint64_t seq);
-  // Wait until `flag` is true. `flag` must be set by a job's finish (the queue checks it after each job).
-  void wait_for(const std::atomic<bool>& flag);
   // Wait for every job queued so far.
   void drain() { wait(pushed()); }
   uint64_t pushed() const { return pushed_.load(std::memory_order_acquire); }
   uint64_t finished() const { return finished_.load(std::memory_order_acquire); }
-  // Calls of wait/wait_for that had to wait (stats).
+  // Calls of push and wait that had to wait (stats).
   uint64_t waits() const { return waits_.load(std::memory_order_relaxed); }
 
  private:

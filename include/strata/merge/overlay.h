@@ -198,13 +198,13 @@ class Overlay {
   }
   // Wait until every copy-up made so far is durable.
   void settle_all() { copy_up_queue_.drain(); }
-  // Copy-ups fsynced in the background, operations that waited for one, and copies repaired at mount (stats).
+  // Copy-ups fsynced in the background and operations that waited for one (stats); what the mount repaired.
   uint64_t copy_ups_deferred() const { return copy_up_queue_.pushed(); }
   uint64_t copy_up_waits() const { return copy_up_queue_.waits(); }
   const copyup::Recovery& recovery() const { return recovery_; }
 
-  // syncfs(2) of the upper layer's filesystem (the control socket's pause and sync), after every copy-up being
-  // published is in place; nothing without an upper.
+  // syncfs(2) of the upper layer's filesystem (the control socket's pause and sync), once every copy-up fsynced
+  // in the background is durable; nothing without an upper.
   Status sync_upper();
   // Objects copied up since the mount (a relaxed counter, for stats).
   uint64_t copy_ups() const { return copy_ups_.load(std::memory_order_relaxed); }
