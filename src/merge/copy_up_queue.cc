@@ -13,10 +13,10 @@
 namespace strata::merge {
 namespace {
 
-void run(const CopyUpQueue::Job& job) {
+void run(const CopyUpQueue::Job& job, bool synced) {
   try {
-    if (job.start) job.start();
-    job.finish();
+    if (job.start && !synced) job.start();
+    job.finish(synced);
   } catch (const std::exception& e) {
     log::error("copy-up queue: a job failed: %s", e.what());
   } catch (...) {
@@ -48,7 +48,7 @@ uint64_t CopyUpQueue::push(Job job) {
   if (no_thread_) {
     uint64_t seq = pushed_.fetch_add(1, std::memory_order_acq_rel) + 1;
     lk.unlock();
-    run(job);
+    run(job, false);
     lk.lock();
     finished_.fetch_add(1, std::memory_order_acq_rel);
     done_cv_.notify_all();
@@ -69,7 +69,10 @@ void CopyUpQueue::wait(uint64_t seq) {
   if (finished() >= seq) return;
   waits_.fetch_add(1, std::memory_order_relaxed);
   std::unique_lock lk(m_);
+  ++waiters_;
+  work_cv_.notify_one();  // no more gathering: someone needs the jobs done
   done_cv_.wait(lk, [&] { return finished() >= seq; });
+  --waiters_;
 }
 
 void CopyUpQueue::loop() {
@@ -77,6 +80,8 @@ void CopyUpQueue::loop() {
   for (;;) {
     work_cv_.wait(lk, [&] { return stop_ || !jobs_.empty(); });
     if (jobs_.empty()) return;  // stopping, and nothing left
+    if (gather_.count() > 0)
+      work_cv_.wait_for(lk, gather_, [&] { return stop_ || waiters_ > 0 || jobs_.size() >= sync_batch_; });
     std::vector<Job> batch;
     while (!jobs_.empty()) {
       batch.push_back(std::move(jobs_.front()));
@@ -84,14 +89,23 @@ void CopyUpQueue::loop() {
     }
     running_ = batch.size();
     lk.unlock();
-    for (auto& j : batch) {
+    bool synced = false;
+    if (sync_all_ && sync_batch_ && batch.size() >= sync_batch_) {
       try {
-        if (j.start) j.start();
-      } catch (...) {  // only a hint was lost: finish does the work
+        synced = sync_all_();
+      } catch (...) {  // each job's own fsync then
+      }
+    }
+    if (!synced) {
+      for (auto& j : batch) {
+        try {
+          if (j.start) j.start();
+        } catch (...) {  // only a hint was lost: finish does the work
+        }
       }
     }
     for (auto& j : batch) {
-      run(Job{nullptr, std::move(j.finish)});
+      run(Job{nullptr, std::move(j.finish)}, synced);
       j = Job{};  // release what it holds before anyone is told it finished
       lk.lock();
       --running_;

@@ -127,8 +127,8 @@ Status Overlay::copy_up_deferred(Node* n, const std::string& name, const struct 
   auto fd = std::make_shared<UniqueFd>(std::move(*data));
   CopyUpQueue::Job job;
   job.start = [fd] { sys::start_writeback(fd->get()); };
-  job.finish = [this, fd, tmp, name] {
-    auto r = sys::fsync_fd(fd->get(), false);
+  job.finish = [this, fd, tmp, name](bool synced) {
+    auto r = synced ? Status{} : sys::fsync_fd(fd->get(), false);
     fd->reset();
     if (!r) {
       // The record stays: the next mount repairs the copy as after a crash.

@@ -129,6 +129,14 @@ Result<std::unique_ptr<Overlay>> Overlay::open(const OverlayOptions& opts) {
     ov->unsynced_ = std::move(unsynced);
     // The crash record must reach the disk before the rename it covers (copyup/unsynced.h).
     ov->background_fsync_ = opts.background_fsync.value_or(sys::orders_metadata(ov->layers_[0].root_shared->get()));
+    if (ov->background_fsync_) {
+      // Many copy-ups at once (chmod -R of a lower tree): one syncfs for the batch (copy_up_queue.h).
+      auto fd = sys::reopen(ov->layers_[0].root_shared->get(), O_RDONLY | O_DIRECTORY);
+      if (fd) {
+        auto shared = std::make_shared<const UniqueFd>(std::move(*fd));
+        ov->copy_up_queue_.set_batch_sync(kSyncfsBatch, [shared] { return sys::sync_fs(shared->get()).has_value(); });
+      }
+    }
     ov->boot_id_ = sys::boot_id();
     std::vector<int> lowers;
     for (size_t i = 1; i < ov->layers_.size(); ++i) lowers.push_back(ov->layers_[i].root_shared->get());

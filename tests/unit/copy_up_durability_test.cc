@@ -59,11 +59,11 @@ TEST(CopyUpQueue, RunsJobsInOrderAndWaitsForThem) {
     std::lock_guard lk(m);
     log.push_back(std::move(s));
   };
-  uint64_t first = q.push({nullptr, [&] {
+  uint64_t first = q.push({nullptr, [&](bool) {
                              gate.wait();
                              note("finish 1");
                            }});
-  uint64_t second = q.push({[&] { note("start 2"); }, [&] { note("finish 2"); }});
+  uint64_t second = q.push({[&] { note("start 2"); }, [&](bool) { note("finish 2"); }});
   EXPECT_EQ(first, 1u);
   EXPECT_EQ(second, 2u);
   EXPECT_EQ(q.finished(), 0u);  // held by the gate
@@ -89,9 +89,9 @@ TEST(CopyUpQueue, StartsABatchBeforeFinishingIt) {
     std::lock_guard lk(m);
     log.push_back(std::move(s));
   };
-  q.push({nullptr, [&] { gate.wait(); }});  // holds the thread while the batch queues up
+  q.push({nullptr, [&](bool) { gate.wait(); }});  // holds the thread while the batch queues up
   for (int i = 0; i < 3; ++i)
-    q.push({[&, i] { note("start " + std::to_string(i)); }, [&, i] { note("finish " + std::to_string(i)); }});
+    q.push({[&, i] { note("start " + std::to_string(i)); }, [&, i](bool) { note("finish " + std::to_string(i)); }});
   gate.release();
   q.drain();
   std::vector<std::string> want = {"start 0", "start 1", "start 2", "finish 0", "finish 1", "finish 2"};
@@ -102,13 +102,13 @@ TEST(CopyUpQueue, Backpressure) {
   CopyUpQueue q(1);
   Gate gate;
   std::atomic<bool> done{false};
-  uint64_t first = q.push({nullptr, [&] {
+  uint64_t first = q.push({nullptr, [&](bool) {
                              gate.wait();
                              done = true;
                            }});
   std::atomic<bool> pushed{false};
   std::thread pusher([&] {
-    q.push({nullptr, [] {}});  // the queue is full: blocks until the first job finished
+    q.push({nullptr, [](bool) {}});  // the queue is full: blocks until the first job finished
     pushed = true;
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(30));
@@ -120,11 +120,40 @@ TEST(CopyUpQueue, Backpressure) {
   EXPECT_TRUE(pushed.load());
 }
 
+TEST(CopyUpQueue, ABigBatchIsSyncedOnce) {
+  CopyUpQueue q;
+  std::atomic<int> syncs{0};
+  q.set_batch_sync(4, [&] {
+    ++syncs;
+    return true;
+  });
+  Gate gate;
+  std::mutex m;
+  std::vector<std::string> log;
+  auto note = [&](std::string s) {
+    std::lock_guard lk(m);
+    log.push_back(std::move(s));
+  };
+  q.push({nullptr, [&](bool) { gate.wait(); }});  // a batch of one: no sync_all
+  for (int i = 0; i < 5; ++i)
+    q.push({[&] { note("start"); }, [&](bool synced) { note(synced ? "synced" : "fsync"); }});
+  gate.release();
+  q.drain();
+  EXPECT_EQ(syncs.load(), 1);
+  EXPECT_EQ(log, std::vector<std::string>(5, "synced"));  // and no start: the sync did the writing
+  // A small batch again: each job its own fsync.
+  log.clear();
+  q.push({[&] { note("start"); }, [&](bool synced) { note(synced ? "synced" : "fsync"); }});
+  q.drain();
+  EXPECT_EQ(syncs.load(), 1);
+  EXPECT_EQ(log, (std::vector<std::string>{"start", "fsync"}));
+}
+
 TEST(CopyUpQueue, DestructorRunsWhatIsQueued) {
   std::atomic<int> ran{0};
   {
     CopyUpQueue q;
-    for (int i = 0; i < 10; ++i) q.push({nullptr, [&] {
+    for (int i = 0; i < 10; ++i) q.push({nullptr, [&](bool) {
                                            std::this_thread::sleep_for(std::chrono::milliseconds(1));
                                            ++ran;
                                          }});
@@ -135,8 +164,8 @@ TEST(CopyUpQueue, DestructorRunsWhatIsQueued) {
 TEST(CopyUpQueue, AJobThatThrowsDoesNotStopTheQueue) {
   CopyUpQueue q;
   bool after = false;
-  q.push({nullptr, [] { throw std::runtime_error("boom"); }});
-  uint64_t s = q.push({nullptr, [&] { after = true; }});
+  q.push({nullptr, [](bool) { throw std::runtime_error("boom"); }});
+  uint64_t s = q.push({nullptr, [&](bool) { after = true; }});
   q.wait(s);
   EXPECT_TRUE(after);
 }

@@ -319,6 +319,7 @@ class Overlay {
   FdCache fd_cache_;
   SharedFd unsynced_;          // WORKDIR/strata-unsynced: copy-ups not yet durable
   bool background_fsync_ = false;
+  static constexpr size_t kSyncfsBatch = 16;  // copy-ups made durable by one syncfs rather than fsyncs
   std::string boot_id_;        // this boot's id, recorded with them
   copyup::Recovery recovery_;  // what the mount repaired
   // Last: destroyed first, it fsyncs what is queued while the rest is still there.
