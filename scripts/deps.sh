@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(meson ninja-build pkg-config g++ libfuse3-dev fuse3 libgtest-dev libgmock-dev python3 attr
       fuse-overlayfs kmod libarchive-dev libzstd-dev zlib1g-dev umoci
       libssl-dev nlohmann-json3-dev skopeo docker-registry apache2-utils libcurl4-openssl-dev openssl
-      podman runc uidmap busybox-static)
+      podman runc uidmap busybox-static e2fsprogs mount)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
