@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "strata/copyup/unsynced.h"
@@ -50,15 +51,25 @@ struct Gate {
   }
 };
 
+// What jobs did, in order (jobs run on the queue's thread).
+struct Notes {
+  std::mutex m;
+  std::vector<std::string> lines;
+  void add(std::string s) {
+    std::lock_guard lk(m);
+    lines.push_back(std::move(s));
+  }
+  std::vector<std::string> take() {
+    std::lock_guard lk(m);
+    return std::exchange(lines, {});
+  }
+};
+
 TEST(CopyUpQueue, RunsJobsInOrderAndWaitsForThem) {
   CopyUpQueue q;
   Gate gate;
-  std::mutex m;
-  std::vector<std::string> log;
-  auto note = [&](std::string s) {
-    std::lock_guard lk(m);
-    log.push_back(std::move(s));
-  };
+  Notes log;
+  auto note = [&](std::string s) { log.add(std::move(s)); };
   uint64_t first = q.push({nullptr, [&](bool) {
                              gate.wait();
                              note("finish 1");
@@ -74,28 +85,24 @@ TEST(CopyUpQueue, RunsJobsInOrderAndWaitsForThem) {
   q.wait(second);
   t.join();
   EXPECT_EQ(q.finished(), 2u);
-  std::lock_guard lk(m);
-  ASSERT_EQ(log.size(), 3u);
-  EXPECT_EQ(log.back(), "finish 2");
+  auto lines = log.take();
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines.back(), "finish 2");
   EXPECT_GE(q.waits(), 1u);
 }
 
 TEST(CopyUpQueue, StartsABatchBeforeFinishingIt) {
   CopyUpQueue q;
   Gate gate;
-  std::mutex m;
-  std::vector<std::string> log;
-  auto note = [&](std::string s) {
-    std::lock_guard lk(m);
-    log.push_back(std::move(s));
-  };
+  Notes log;
+  auto note = [&](std::string s) { log.add(std::move(s)); };
   q.push({nullptr, [&](bool) { gate.wait(); }});  // holds the thread while the batch queues up
   for (int i = 0; i < 3; ++i)
     q.push({[&, i] { note("start " + std::to_string(i)); }, [&, i](bool) { note("finish " + std::to_string(i)); }});
   gate.release();
   q.drain();
   std::vector<std::string> want = {"start 0", "start 1", "start 2", "finish 0", "finish 1", "finish 2"};
-  EXPECT_EQ(log, want);
+  EXPECT_EQ(log.take(), want);
 }
 
 TEST(CopyUpQueue, Backpressure) {
@@ -128,25 +135,20 @@ TEST(CopyUpQueue, ABigBatchIsSyncedOnce) {
     return true;
   });
   Gate gate;
-  std::mutex m;
-  std::vector<std::string> log;
-  auto note = [&](std::string s) {
-    std::lock_guard lk(m);
-    log.push_back(std::move(s));
-  };
+  Notes log;
+  auto note = [&](std::string s) { log.add(std::move(s)); };
   q.push({nullptr, [&](bool) { gate.wait(); }});  // a batch of one: no sync_all
   for (int i = 0; i < 5; ++i)
     q.push({[&] { note("start"); }, [&](bool synced) { note(synced ? "synced" : "fsync"); }});
   gate.release();
   q.drain();
   EXPECT_EQ(syncs.load(), 1);
-  EXPECT_EQ(log, std::vector<std::string>(5, "synced"));  // and no start: the sync did the writing
+  EXPECT_EQ(log.take(), std::vector<std::string>(5, "synced"));  // and no start: the sync did the writing
   // A small batch again: each job its own fsync.
-  log.clear();
   q.push({[&] { note("start"); }, [&](bool synced) { note(synced ? "synced" : "fsync"); }});
   q.drain();
   EXPECT_EQ(syncs.load(), 1);
-  EXPECT_EQ(log, (std::vector<std::string>{"start", "fsync"}));
+  EXPECT_EQ(log.take(), (std::vector<std::string>{"start", "fsync"}));
 }
 
 TEST(CopyUpQueue, DestructorRunsWhatIsQueued) {
