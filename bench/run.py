@@ -877,6 +877,14 @@ def wl_rm_rf(c):
     return {"rm_rf_lower": t}
 
 
+def wl_chmod_r(c):
+    # A copy-up per file (a Dockerfile's `RUN chmod -R` / `chown -R` over a base image's tree).
+    t, _ = timed(["chmod", "-R", "g+w", c.p("tree")], c.timeout)
+    _, left = timed(sh(f"find {shlex.quote(c.p('tree'))} ! -perm -g+w | wc -l"), c.timeout)
+    expect("entries without g+w after chmod -R", int(left), 0)
+    return {"chmod_r_lower": t}
+
+
 def wl_fd_rss(c):
     pid = c.mount.pid
     before = proc_stats(pid) if pid else None
@@ -923,6 +931,8 @@ def workloads(d, P):
         Workload("copyup_1g", wl_copyup, ["copyup_1g"], {"copyup_1g": mib}, warm=("big",)),
         Workload("rm_rf_lower", wl_rm_rf, ["rm_rf_lower"], {"rm_rf_lower": f"{n_tree:,} entries"},
                  warm=("meta",)),
+        Workload("chmod_r_lower", wl_chmod_r, ["chmod_r_lower"],
+                 {"chmod_r_lower": f"{n_tree:,} entries"}, warm=("meta",)),
         Workload("fd_rss_walk", wl_fd_rss, ["fd_rss_walk"],
                  {"fd_rss_walk": f"{d.get('walk_entries', P['walk_files']):,} entries"},
                  warm=("walk",), lowers="walk"),
