@@ -48,17 +48,15 @@ std::optional<Record> parse(const std::string& target) {
   return r;
 }
 
-// Copy the original over the copy, keeping the copy's file capabilities (writing drops them).
-Status restore(int orig, int upper_root, const std::string& path) {
+// Copy the original over the copy (`obj`, an O_PATH fd), keeping its file capabilities (writing drops them).
+Status restore(int orig, int obj) {
   auto st = sys::stat_at(orig, "");
   if (!st) return st.take_error();
-  auto obj = sys::open_beneath(upper_root, path, O_PATH);
-  if (!obj) return obj.take_error();
-  auto caps = sys::get_xattr(obj->get(), "", "security.capability");
-  auto out = sys::reopen(obj->get(), O_WRONLY | O_TRUNC);
+  auto caps = sys::get_xattr(obj, "", "security.capability");
+  auto out = sys::reopen(obj, O_WRONLY | O_TRUNC);
   if (!out) return out.take_error();
   STRATA_TRY(sys::copy_data(orig, out->get(), st->st_size, true));
-  if (caps) (void)sys::set_xattr(obj->get(), "", "security.capability", *caps, 0);
+  if (caps) (void)sys::set_xattr(obj, "", "security.capability", *caps, 0);
   return sys::fsync_fd(out->get(), false);
 }
 
@@ -106,7 +104,7 @@ Result<Recovery> recover_unsynced(int log_dir, int upper_root, const std::vector
         rec.messages.push_back("copy-up of /" + r->path + " may have lost data in a crash and cannot be " +
                                "restored: " + orig.error().message());
       } else {
-        STRATA_TRY(restore(orig->get(), upper_root, r->path));
+        STRATA_TRY(restore(orig->get(), obj.get()));  // the inode checked above, not the path again
         ++rec.restored;
         rec.messages.push_back("copy-up of /" + r->path + " was cut short by a crash: its content is the " +
                                "lower layer's again");
